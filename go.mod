@@ -1,0 +1,3 @@
+module exfilguard
+
+go 1.26
