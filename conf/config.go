@@ -31,6 +31,10 @@ type Config struct {
 
 	// Files lists every file read, in load order.
 	Files []string
+
+	// settingPos records where each setting was given: a position in the
+	// main file, or an environment variable.
+	settingPos fieldPos
 }
 
 // LogFormat is the format of the log on standard output.
@@ -214,6 +218,8 @@ type Client struct {
 	Policies []string
 	// Fallback marks the one client used when no selector matches.
 	Fallback bool
+
+	fields fieldPos
 }
 
 // Policy is a named, ordered list of rules.
@@ -222,6 +228,8 @@ type Policy struct {
 	Pos   Pos
 	Name  string
 	Rules []Rule
+
+	fields fieldPos
 }
 
 // Action is what a matching rule does.
@@ -266,6 +274,8 @@ type Rule struct {
 	Body   string
 	// Cache, when non-nil, makes the rule's responses cacheable.
 	Cache *RuleCache
+
+	fields fieldPos
 }
 
 // ConnectOnly reports whether the rule's methods are exactly CONNECT.
@@ -275,6 +285,8 @@ func (r *Rule) ConnectOnly() bool {
 
 // RuleCache is a [policy.rule.cache] table.
 type RuleCache struct {
+	Pos Pos
+
 	// ForceCacheDuration caches responses for this long whatever their
 	// headers say. Zero means the response's own caching headers decide.
 	ForceCacheDuration time.Duration
@@ -311,4 +323,6 @@ type Test struct {
 	// ("policy#index").
 	Policy string
 	Rule   string
+
+	fields fieldPos
 }
