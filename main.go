@@ -10,15 +10,18 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"strings"
 
 	"exfilguard/conf"
+	"exfilguard/policy"
 )
 
 // version is stamped by the Makefile (-ldflags "-X main.version=...").
@@ -70,16 +73,32 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.caDir, "ca-dir", "", "CA `directory`, overriding ca_dir")
 }
 
-// load finds and loads the configuration.
-func (f *configFlags) load() (*conf.Config, error) {
+// load finds, loads and validates the configuration, compiles it and
+// runs its policy tests. Every problem is in the returned error.
+func (f *configFlags) load() (*conf.Config, *policy.Ruleset, error) {
 	path := f.config
 	if path == "" {
 		var err error
 		if path, err = conf.FindConfig(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return conf.Load(path, conf.Options{Environ: os.Environ(), CADir: f.caDir})
+	cfg, err := conf.Load(path, conf.Options{Environ: os.Environ(), CADir: f.caDir})
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := policy.Compile(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if failures := policy.RunTests(rs, cfg.Tests); len(failures) > 0 {
+		errs := make([]error, len(failures))
+		for i, f := range failures {
+			errs[i] = f
+		}
+		return nil, nil, errors.Join(errs...)
+	}
+	return cfg, rs, nil
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -116,7 +135,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "exfilguard: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := cf.load()
+	cfg, _, err := cf.load()
 	if err != nil {
 		printProblems(stderr, err)
 		fmt.Fprintln(stderr, "exfilguard: configuration is invalid; nothing started")
@@ -138,7 +157,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "exfilguard check: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := cf.load()
+	cfg, _, err := cf.load()
 	if err != nil {
 		n := printProblems(stdout, err)
 		fmt.Fprintf(stdout, "%d problem%s found\n", n, plural(n))
@@ -149,22 +168,103 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 func runExplain(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "exfilguard explain: not yet available in this build")
-	return 1
+	fs := newFlagSet("exfilguard explain", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: exfilguard explain [--config PATH] --client IP [--method M] [--json] TARGET")
+		fmt.Fprintln(stderr, "TARGET is a URL (https://api.example.com/v1/x) or a CONNECT authority (host:port).")
+		fs.PrintDefaults()
+	}
+	var cf configFlags
+	cf.register(fs)
+	clientFlag := fs.String("client", "", "source `IP` of the request (required)")
+	method := fs.String("method", "", "request `method` (default GET; CONNECT for a host:port target)")
+	asJSON := fs.Bool("json", false, "print the explanation as JSON")
+	// Flags may come before or after TARGET.
+	var targets []string
+	for {
+		if ok, status := parseFlags(fs, args); !ok {
+			return status
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		targets = append(targets, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(targets) != 1 || *clientFlag == "" {
+		fs.Usage()
+		return 2
+	}
+	target := targets[0]
+	client, err := netip.ParseAddr(*clientFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "exfilguard explain: --client %q is not an IP address\n", *clientFlag)
+		return 2
+	}
+	m := *method
+	switch connect := !strings.Contains(target, "://"); {
+	case m == "" && connect:
+		m = "CONNECT"
+	case m == "":
+		m = "GET"
+	case connect && m != "CONNECT":
+		fmt.Fprintf(stderr, "exfilguard explain: %s needs a URL; a host:port target is explained as a CONNECT\n", m)
+		return 2
+	}
+	req, err := policy.NewRequest(client, m, target)
+	if err != nil {
+		fmt.Fprintf(stderr, "exfilguard explain: %v\n", err)
+		return 2
+	}
+	_, rs, err := cf.load()
+	if err != nil {
+		printProblems(stderr, err)
+		fmt.Fprintln(stderr, "exfilguard explain: configuration is invalid")
+		return 1
+	}
+	ex := rs.Explain(req)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(ex)
+	} else {
+		err = ex.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "exfilguard explain: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 // printProblems writes every problem in err, each as FILE:LINE:COL:
-// message followed by the offending line and a caret, and returns how
-// many there were.
+// message, configuration problems followed by the offending line and a
+// caret, and returns how many there were.
 func printProblems(w io.Writer, err error) int {
-	list := conf.Errors(err)
-	for _, e := range list {
-		fmt.Fprintln(w, e.Error())
-		if ex := e.Excerpt(); ex != "" {
-			fmt.Fprintln(w, ex)
+	var errs []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	n := 0
+	for _, err := range errs {
+		var list conf.ErrorList
+		var one *conf.Error
+		if !errors.As(err, &list) && !errors.As(err, &one) {
+			fmt.Fprintln(w, err)
+			n++
+			continue
+		}
+		for _, e := range conf.Errors(err) {
+			fmt.Fprintln(w, e.Error())
+			if ex := e.Excerpt(); ex != "" {
+				fmt.Fprintln(w, ex)
+			}
+			n++
 		}
 	}
-	return len(list)
+	return n
 }
 
 func summary(cfg *conf.Config) string {

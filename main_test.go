@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -102,7 +103,7 @@ func TestCheckExamples(t *testing.T) {
 
 func TestCheckSummary(t *testing.T) {
 	stdout, _, code := exfilguard(t, nil, "check", "--config", "examples/full/exfilguard.toml")
-	want := "configuration OK: 5 clients, 4 policies, 8 rules, 9 policy tests; listen 127.0.0.1:3128\n"
+	want := "configuration OK: 5 clients, 4 policies, 7 rules, 9 policy tests; listen 127.0.0.1:3128\n"
 	if code != 0 || stdout != want {
 		t.Errorf("check = %d %q, want 0 %q", code, stdout, want)
 	}
@@ -172,5 +173,105 @@ func TestUnknownCommand(t *testing.T) {
 	_, stderr, code := exfilguard(t, nil, "serve")
 	if code != 2 || !strings.Contains(stderr, `unknown command "serve"`) {
 		t.Errorf("serve = %d %q", code, stderr)
+	}
+}
+
+// TestCheckFailingPolicyTest: a wrong [[test]] is reported with its
+// position, the expected and actual outcome and the deciding rule.
+func TestCheckFailingPolicyTest(t *testing.T) {
+	stdout, stderr, code := exfilguard(t, nil, "check", "--config", "testdata/policy/failing-test/exfilguard.toml")
+	want := "testdata/policy/failing-test/policies.toml:24:1: policy test failed: expected ALLOW, got DENY 470 (decided by rule default-deny#0)\n1 problem found\n"
+	if code != 1 || stdout != want {
+		t.Errorf("check = %d\nstdout: %q\nwant:   %q\nstderr: %s", code, stdout, want, stderr)
+	}
+	// The same configuration refuses to start.
+	_, stderr, code = exfilguard(t, nil, "--config", "testdata/policy/failing-test/exfilguard.toml")
+	if code != 1 || !strings.Contains(stderr, "policy test failed") {
+		t.Errorf("run = %d, stderr %q", code, stderr)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	cfg := "examples/full/exfilguard.toml"
+	tests := []struct {
+		name string
+		args []string
+		want []string // lines the output must contain
+	}{
+		{
+			name: "inner deny",
+			args: []string{"--client", "10.42.16.7", "https://api.trusted-analytics.com/v1/exports/internal/x"},
+			want: []string{
+				"client    analytics-workers: selector 10.42.16.0/27 is the longest that contains 10.42.16.7",
+				"decision  DENY by rule trusted-analytics-egress#0",
+				"outcome   deny: 403 Internal exports are off limits",
+			},
+		},
+		{
+			name: "flags after the target",
+			args: []string{"https://api.trusted-analytics.com/v1/exports/daily", "--client", "10.42.16.7", "--method", "POST"},
+			want: []string{"decision  ALLOW by rule trusted-analytics-egress#1", "outcome   forward"},
+		},
+		{
+			name: "fallback client",
+			args: []string{"--client", "192.0.2.1", "https://api.trusted-analytics.com/v1/exports/daily"},
+			want: []string{"client    unknown", "fallback", "outcome   deny: 470 Policy Blocked"},
+		},
+		{
+			name: "CONNECT tunnel",
+			args: []string{"--client", "10.42.48.3", "secure.partner.com:443"},
+			want: []string{"decision  TUNNEL by rule pinned-payments-egress#0", "outcome   tunnel"},
+		},
+		{
+			name: "CONNECT bump past a narrower DENY",
+			args: []string{"--client", "10.42.16.7", "api.trusted-analytics.com:443"},
+			want: []string{"DENY for some paths only", "outcome   bump"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := exfilguard(t, nil, append([]string{"explain", "--config", cfg}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("explain exit %d\n%s%s", code, stdout, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("explain output lacks %q:\n%s", w, stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestExplainJSON(t *testing.T) {
+	stdout, stderr, code := exfilguard(t, nil, "explain", "--config", "examples/full/exfilguard.toml", "--json", "--client", "10.42.48.3", "secure.partner.com:443")
+	if code != 0 {
+		t.Fatalf("explain exit %d: %s", code, stderr)
+	}
+	var got struct {
+		Client   struct{ Name string }
+		Decision struct{ Action, Rule string }
+		Outcome  string
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("explain --json output is not JSON: %v\n%s", err, stdout)
+	}
+	if got.Client.Name != "payments" || got.Decision.Action != "TUNNEL" || got.Decision.Rule != "pinned-payments-egress#0" || got.Outcome != "tunnel" {
+		t.Errorf("explain --json = %+v", got)
+	}
+}
+
+func TestExplainUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"https://example.com/"},                                       // no --client
+		{"--client", "10.0.0.1"},                                       // no target
+		{"--client", "not-an-ip", "https://example.com/"},              // bad client
+		{"--client", "10.0.0.1", "--method", "GET", "example.com:443"}, // GET of an authority
+		{"--client", "10.0.0.1", "https://example.com/a/%2e%2e/b"},     // no canonical path
+	} {
+		_, stderr, code := exfilguard(t, nil, append([]string{"explain", "--config", "examples/full/exfilguard.toml"}, args...)...)
+		if code != 2 || stderr == "" {
+			t.Errorf("explain %q = %d, stderr %q; want 2 and a message", args, code, stderr)
+		}
 	}
 }

@@ -105,7 +105,7 @@ func TestInvalidConfig(t *testing.T) {
 		{
 			name:  "allowed CIDR with host bits",
 			files: withMain(`proxy_protocol = "optional"` + "\n" + `proxy_protocol_allowed_cidrs = ["192.0.2.0/24", "10.1.2.3/8"]` + "\n"),
-			want:  []string{`exfilguard.toml:6:48: proxy_protocol_allowed_cidrs: "10.1.2.3/8" has host bits set; did you mean 10.0.0.0/8?`},
+			want:  []string{`exfilguard.toml:6:49: proxy_protocol_allowed_cidrs: "10.1.2.3/8" has host bits set; did you mean 10.0.0.0/8?`},
 		},
 		{
 			name:  "cache limit zero with cache_dir",
@@ -161,7 +161,7 @@ func TestInvalidConfig(t *testing.T) {
 		},
 		{
 			name:  "no fallback client",
-			files: map[string]string{"clients.toml": strings.Replace(baseClients, "fallback = true", "fallback = false", 1)},
+			files: map[string]string{"clients.toml": strings.Replace(strings.Replace(baseClients, "fallback = true", "fallback = false", 1), "0.0.0.0/0", "::/0", 1)},
 			want:  []string{`clients.toml: no fallback client: exactly one client must set fallback = true`},
 		},
 		{

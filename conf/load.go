@@ -140,9 +140,15 @@ func (c *Config) loadPolicyFiles(p *problems) {
 	if s.PoliciesFile == "" || s.ClientsFile == "" {
 		return // already reported as missing
 	}
+	// A file that could not be read or parsed makes the set incomplete:
+	// checks over the whole set (is there a fallback client, does a named
+	// policy exist) would then report consequences, not causes.
+	var complete completeness
+	complete.policies, complete.clients = true, true
 	for _, f := range c.dirFiles(p, s.PoliciesFile, s.PoliciesDir, "policies_dir") {
 		root := p.parseFile(f.path, f.from)
 		if root == nil {
+			complete.policies = false
 			continue
 		}
 		c.Files = append(c.Files, f.path)
@@ -153,12 +159,13 @@ func (c *Config) loadPolicyFiles(p *problems) {
 	for _, f := range c.dirFiles(p, s.ClientsFile, s.ClientsDir, "clients_dir") {
 		root := p.parseFile(f.path, f.from)
 		if root == nil {
+			complete.clients = false
 			continue
 		}
 		c.Files = append(c.Files, f.path)
 		c.Clients = append(c.Clients, decodeClients(newTable(p, f.path, root, "a clients file"))...)
 	}
-	c.validatePolicies(p)
+	c.validatePolicies(p, complete)
 }
 
 type sourceFile struct {

@@ -108,11 +108,16 @@ func checkFile(p *problems, pos Pos, key, file string) {
 	}
 }
 
+// completeness says which sets of files were all read and parsed.
+type completeness struct {
+	policies, clients bool
+}
+
 // validatePolicies checks the policies, clients and tests of every file
 // together.
-func (c *Config) validatePolicies(p *problems) {
+func (c *Config) validatePolicies(p *problems, complete completeness) {
 	first := Pos{File: c.Settings.PoliciesFile}
-	if len(c.Policies) == 0 {
+	if len(c.Policies) == 0 && complete.policies {
 		p.add(first, "no policies defined: add a [[policy]] table")
 	}
 	byName := map[string]*Policy{}
@@ -130,8 +135,8 @@ func (c *Config) validatePolicies(p *problems) {
 		}
 		validateRules(p, pol)
 	}
-	c.validateClients(p, byName)
-	c.validateTests(p, byName)
+	c.validateClients(p, byName, complete)
+	c.validateTests(p, byName, complete)
 }
 
 func validateRules(p *problems, pol *Policy) {
@@ -214,7 +219,7 @@ func checkReason(s string) string {
 	return ""
 }
 
-func (c *Config) validateClients(p *problems, policies map[string]*Policy) {
+func (c *Config) validateClients(p *problems, policies map[string]*Policy, complete completeness) {
 	byName := map[string]*Client{}
 	var fallbacks []*Client
 	for i := range c.Clients {
@@ -240,7 +245,7 @@ func (c *Config) validateClients(p *problems, policies map[string]*Policy) {
 			switch {
 			case slices.Contains(cl.Policies[:j], name):
 				p.add(pos, "client %q lists policy %q twice", cl.Name, name)
-			case policies[name] == nil:
+			case policies[name] == nil && complete.policies:
 				msg := fmt.Sprintf("client %q references unknown policy %q", cl.Name, name)
 				if s := suggest(name, mapKeys(policies)); s != "" {
 					msg += fmt.Sprintf("; did you mean %q?", s)
@@ -253,6 +258,8 @@ func (c *Config) validateClients(p *problems, policies map[string]*Policy) {
 		}
 	}
 	switch {
+	case !complete.clients:
+		// A file that failed to parse may hold the fallback.
 	case len(fallbacks) == 0 && len(c.Clients) > 0:
 		p.add(Pos{File: c.Settings.ClientsFile}, "no fallback client: exactly one client must set fallback = true")
 	case len(fallbacks) == 0:
@@ -332,7 +339,7 @@ func (c *Config) validateSelectors(p *problems) {
 	}
 }
 
-func (c *Config) validateTests(p *problems, policies map[string]*Policy) {
+func (c *Config) validateTests(p *problems, policies map[string]*Policy, complete completeness) {
 	for i := range c.Tests {
 		t := &c.Tests[i]
 		at := func(key string) Pos { return t.fields.at(key, t.Pos) }
@@ -360,6 +367,9 @@ func (c *Config) validateTests(p *problems, policies map[string]*Policy) {
 			case t.Status < 200 || t.Status > 599:
 				p.add(at("status"), "status %d must be from 200 to 599", t.Status)
 			}
+		}
+		if !complete.policies {
+			continue // the policies a test names may be in the broken file
 		}
 		if t.fields.has("policy") && policies[t.Policy] == nil {
 			p.add(at("policy"), "test names unknown policy %q", t.Policy)
