@@ -629,14 +629,3 @@ func untagValue(v any) (any, error) {
 	}
 	return nil, fmt.Errorf("unexpected JSON value %#v", v)
 }
-
-func BenchmarkTmpParseTOML(b *testing.B) {
-	text := []byte(policies10k())
-	b.SetBytes(int64(len(text)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := parseTOML(text); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
