@@ -173,8 +173,8 @@ func (rs *Ruleset) explainClient(e *Explanation, a netip.Addr) *client {
 
 func (r *rule) trace() RuleTrace {
 	t := RuleTrace{Rule: r.info.id, Action: r.info.action.String(), Methods: "ANY"}
-	if src := r.info.src; src != nil && src.Pos.File != "" {
-		t.Pos = src.Pos.String()
+	if r.info.pos.File != "" {
+		t.Pos = r.info.pos.String()
 	}
 	if !r.anyMethod {
 		t.Methods = strings.Join(r.info.methods, ",")

@@ -5,6 +5,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"exfilguard/conf"
 )
 
 // The matchers use no regular expressions; the tests check them against
@@ -99,5 +102,53 @@ func TestHostMatchesRegexpOracle(t *testing.T) {
 				t.Fatalf("pattern %s: Match(%q) = %v, regexp %s says %v", pat, host, got, re, want)
 			}
 		}
+	}
+}
+
+// TestMayMatchIsNecessary: the inlined prefilter of Decide never rejects
+// a rule that check accepts, so Decide and Explain always agree.
+func TestMayMatchIsNecessary(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	hosts := []string{"a.example.com", "A.Example.COM.", "b.a.example.com", "example.com", "10.0.0.1", "2001:db8::1", "[2001:db8::1]", "x", "0x7f.1", ""}
+	patterns := []string{
+		"https://a.example.com", "http://a.example.com:*/x", "https://*.example.com/**", "https://**.example.com:8443",
+		"https://*", "http://10.0.0.1", "https://[2001:db8::1]:*", "http://*.*.*/a/*", "https://example.com/",
+	}
+	methods := [][]string{nil, {"GET"}, {"POST", "PROPFIND"}, {"CONNECT"}}
+	requestMethods := []string{"GET", "POST", "PROPFIND", "get", "CONNECT", "DELETE"}
+	var rules []conf.Rule
+	for _, p := range append(patterns, "") {
+		for _, m := range methods {
+			cr := allow(t, p, m...)
+			if len(m) == 1 && m[0] == "CONNECT" {
+				cr = tunnel(t, p)
+			}
+			rules = append(rules, cr)
+		}
+	}
+	rs := oneClient(t, policyOf("p", rules...))
+	for i := 0; i < 20000; i++ {
+		var v view
+		v.init(pick(r, requestMethods...), pick(r, "http", "https", "ftp"), pick(r, hosts...),
+			uint16(pick2(r, 0, 80, 443, 8443)), pick(r, "/", "/x", "/a/b", "*"))
+		for j := range rs.policies[0].rules {
+			rl := &rs.policies[0].rules[j]
+			if !rl.mayMatch(&v) && rl.check(&v) == matchOK {
+				t.Fatalf("rule %s: mayMatch false but check matches %+v", rl.info.id, v)
+			}
+			if st, _ := rl.connectStep(&v); !rl.mayMatchAuthority(&v) && st != stepNoMatch {
+				t.Fatalf("rule %s: mayMatchAuthority false but connectStep %v for %+v", rl.info.id, st, v)
+			}
+		}
+	}
+}
+
+func pick2(r *rand.Rand, n ...int) int { return n[r.IntN(len(n))] }
+
+// TestRuleSize guards the layout that makes Decide's loop fast: what every
+// rule check reads fits in one cache line.
+func TestRuleSize(t *testing.T) {
+	if n := unsafe.Sizeof(rule{}); n > 64 {
+		t.Errorf("sizeof(rule) = %d, want at most 64", n)
 	}
 }

@@ -9,6 +9,7 @@ type PathError struct {
 	Reason string
 }
 
+// Error returns "canonical path: " and the reason.
 func (e *PathError) Error() string { return "canonical path: " + e.Reason }
 
 // The rejections are preallocated: a client sending garbage must not make

@@ -21,7 +21,9 @@ type Pattern struct {
 	pathKind pathKind
 	anyPort  bool
 	port     uint16
-	// hostHash is hostHash(x.host) for hostExact: most rules name other
+	// minLabels is the fewest labels a host matching hostLabels has.
+	minLabels uint8
+	// hostHash is hashName(x.host) for hostExact: most rules name other
 	// hosts, and one integer comparison tells them apart.
 	hostHash uint64
 	path     string // pathExact: the path; pathPrefix: the prefix
@@ -34,7 +36,6 @@ type patternExtra struct {
 	host                  string     // hostExact: the name in lower case
 	addr                  netip.Addr // hostAddr
 	labels                []token    // hostLabels
-	minLabels             int        // hostLabels: fewest labels a match has
 	segs                  []token    // pathGlob
 }
 
@@ -70,6 +71,27 @@ func (s scheme) String() string {
 // CompilePattern compiles a parsed url_pattern into a matcher. The pattern
 // is normally valid (conf.ParseURLPattern checked it); anything odd is an
 // error, never a matcher that quietly matches more than was written.
+//
+// Matching (SPEC §4):
+//   - Scheme: equal.
+//   - Port: the pattern's port (the scheme's default when it names none),
+//     or any port for ":*".
+//   - Host: "*" alone matches any host, IP literals included. An exact
+//     name matches ignoring ASCII case and one trailing dot on the request
+//     host (RFC 4343, RFC 1034 §3.1). In a name, a "*" label matches
+//     exactly one label and a "**" label one or more; such patterns match
+//     names only, never an IP literal or a name ending in a number. An IP
+//     literal is compared as an address: [2001:db8::1] matches
+//     2001:0db8:0:0::1, and a request for ::ffff:10.0.0.1 matches 10.0.0.1.
+//   - Path: no path matches any path. Otherwise segment by segment: '*'
+//     matches any run of characters within one segment, and a "**"
+//     segment matches one or more whole segments, which may be empty. So
+//     "/api/**" matches "/api/", "/api/x" and "/api/x/y" but not "/api"
+//     (the original's regex "^/api/.*$" agreed), and "/a/**/b" matches
+//     "/a//b" and "/a/x/y/b" but not "/a/b". The asterisk-form target "*"
+//     is matched only by no path or "/**". Paths are compared as the
+//     canonical policy path spells them (see CanonicalPath): case-
+//     sensitively, percent-escapes undecoded.
 func CompilePattern(p *conf.URLPattern) (*Pattern, error) {
 	if p == nil {
 		return nil, errors.New("compile url_pattern: nil pattern")
@@ -100,7 +122,8 @@ func (p *Pattern) String() string { return p.x.raw }
 
 // Match reports whether a request for scheme://host:port/path matches the
 // pattern. Host is a name or an IP literal (IPv6 with or without
-// brackets); path is a canonical policy path (see CanonicalPath).
+// brackets); port 0 means the scheme's default; path is a canonical policy
+// path (see CanonicalPath).
 func (p *Pattern) Match(scheme, host string, port uint16, path string) bool {
 	var v view
 	v.init("", scheme, host, port, path)
@@ -200,10 +223,10 @@ func (p *Pattern) compileHost(host string, addr netip.Addr) error {
 		switch {
 		case l == "*":
 			x.labels = append(x.labels, token{kind: tokOne})
-			x.minLabels++
+			p.minLabels++
 		case l == "**":
 			x.labels = append(x.labels, token{kind: tokOne}, token{kind: tokMany})
-			x.minLabels++
+			p.minLabels++
 		case l == "" || strings.Contains(l, "*"):
 			return fmt.Errorf("host %q: wildcards must be whole labels", host)
 		default:
@@ -211,7 +234,7 @@ func (p *Pattern) compileHost(host string, addr netip.Addr) error {
 				return fmt.Errorf("host %q is not a valid name", host)
 			}
 			x.labels = append(x.labels, token{kind: tokLit, lit: strings.ToLower(l)})
-			x.minLabels++
+			p.minLabels++
 		}
 	}
 	return nil
@@ -222,7 +245,7 @@ func (p *Pattern) matchHost(h *hostView) bool {
 	case hostAny:
 		return true
 	case hostExact:
-		if h.kind != viewName || h.hash() != p.hostHash {
+		if h.kind != viewName || h.hash != p.hostHash {
 			return false
 		}
 		if h.lower {
@@ -232,7 +255,7 @@ func (p *Pattern) matchHost(h *hostView) bool {
 	case hostAddr:
 		return h.kind == viewAddr && h.addr == p.x.addr
 	case hostLabels:
-		return h.kind == viewName && int(h.nlabels) >= p.x.minLabels && p.x.matchLabels(h)
+		return h.kind == viewName && h.nlabels >= p.minLabels && p.x.matchLabels(h)
 	}
 	return false
 }

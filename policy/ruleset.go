@@ -4,103 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"exfilguard/conf"
 )
-
-// Action is what the proxy does with a request or a CONNECT.
-type Action uint8
-
-// Actions. The zero Action is Deny, so a zero Decision fails closed.
-const (
-	// Deny answers with the decision's Status, Phrase and Body.
-	Deny Action = iota
-	// Allow forwards an ordinary request upstream.
-	Allow
-	// Tunnel splices a CONNECT through untouched.
-	Tunnel
-	// Inspect bumps a CONNECT: TLS is terminated and every inner request
-	// is decided on its own.
-	Inspect
-)
-
-func (a Action) String() string {
-	switch a {
-	case Deny:
-		return "DENY"
-	case Allow:
-		return "ALLOW"
-	case Tunnel:
-		return "TUNNEL"
-	case Inspect:
-		return "INSPECT"
-	}
-	return "Action(" + strconv.Itoa(int(a)) + ")"
-}
-
-// MarshalText makes an Action appear by name in JSON.
-func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
-
-// Reason is the machine word saying why a decision was made. It is one of
-// the constants below; the pipeline adds its own words (private_address,
-// sni_mismatch, ...) to its log records.
-type Reason string
-
-// Decision reasons.
-const (
-	// ReasonRule: a rule decided (Decision.Rule names it).
-	ReasonRule Reason = "rule"
-	// ReasonDefaultDeny: no rule of the client's policies matched.
-	ReasonDefaultDeny Reason = "default_deny"
-)
-
-// Default deny response, reference §4.6.
-const (
-	DefaultDenyStatus = 403
-	DefaultDenyBody   = "request blocked by policy\r\n"
-)
-
-// Decision is the outcome of Decide or DecideConnect. It is a small value
-// whose strings all come from the configuration, never from the request.
-type Decision struct {
-	Action Action `json:"action"`
-	Reason Reason `json:"reason"`
-	// Client is the resolved client's name; it is set on every decision,
-	// default denials included.
-	Client string `json:"client"`
-	// Policy and Rule name the deciding rule, Rule as "policy#index" with
-	// a 0-based index. Both are empty for a default deny.
-	Policy string `json:"policy,omitempty"`
-	Rule   string `json:"rule,omitempty"`
-	// AllowPrivate lets an Allow, Tunnel or Inspect decision reach
-	// non-public upstream addresses (allow_private_upstream).
-	AllowPrivate bool `json:"allow_private,omitempty"`
-	// Status, Phrase and Body are a Deny's response: the rule's status,
-	// its reason or else the standard phrase (StatusPhrase), and its body.
-	// Zero for the other actions.
-	Status int    `json:"status,omitempty"`
-	Phrase string `json:"phrase,omitempty"`
-	Body   string `json:"body,omitempty"`
-}
-
-// Request is the canonical view of an ordinary request.
-type Request struct {
-	// Client is the connection's source address (or the PROXY protocol
-	// source); an IPv4-mapped address is looked up as IPv4.
-	Client netip.Addr
-	// Method is compared case-sensitively (RFC 9110 §9.1).
-	Method string
-	// Scheme is "http" or "https".
-	Scheme string
-	// Host is a name or an IP literal, IPv6 without brackets. Case and
-	// one trailing dot do not matter.
-	Host string
-	// Port is the request port; zero means the scheme's default.
-	Port uint16
-	// Path is the canonical policy path (CanonicalPath).
-	Path string
-}
 
 // Ruleset is compiled configuration: clients resolved through a
 // longest-prefix trie and their ordered policies. It is immutable and safe
@@ -150,7 +58,7 @@ type ruleInfo struct {
 	// dec is the decision for an ordinary request, cdec for a CONNECT;
 	// both without Client.
 	dec, cdec Decision
-	src       *conf.Rule
+	pos       conf.Pos
 }
 
 // methodSet is a set of standard methods, one bit each.
@@ -221,11 +129,12 @@ func Compile(cfg *conf.Config) (*Ruleset, error) {
 	for i := range cfg.Clients {
 		cc := &cfg.Clients[i]
 		c := &rs.clients[i]
-		c.name, c.prefix, c.fallback = cc.Name, cc.Prefix.Masked(), cc.Fallback
+		c.name, c.fallback = cc.Name, cc.Fallback
 		if names[cc.Name] {
 			fail(cc.Pos, "duplicate client name %q", cc.Name)
 		}
 		names[cc.Name] = true
+		c.prefix = cc.Prefix.Masked()
 		switch {
 		case !cc.Prefix.IsValid():
 			fail(cc.Pos, "client %q has no valid selector", cc.Name)
@@ -274,7 +183,14 @@ func Compile(cfg *conf.Config) (*Ruleset, error) {
 }
 
 func (r *rule) compile(policyName string, index int, cr *conf.Rule) error {
-	info := &ruleInfo{id: policyName + "#" + strconv.Itoa(index), action: cr.Action, methods: cr.Methods, src: cr}
+	// Nothing refers back into cr: the Ruleset stays the same whatever
+	// happens to the configuration it came from.
+	info := &ruleInfo{
+		id:      policyName + "#" + strconv.Itoa(index),
+		action:  cr.Action,
+		methods: slices.Clone(cr.Methods),
+		pos:     cr.Pos,
+	}
 	r.info = info
 	if cr.Action != conf.Allow && cr.Action != conf.Deny {
 		return fmt.Errorf("action %v is not ALLOW or DENY", cr.Action)
@@ -373,7 +289,7 @@ func (rs *Ruleset) Decide(req *Request) Decision {
 	for _, p := range c.policies {
 		for i := range p.rules {
 			r := &p.rules[i]
-			if r.check(&v) == matchOK {
+			if r.mayMatch(&v) && r.check(&v) == matchOK {
 				d := r.info.dec
 				d.Client = c.name
 				return d
@@ -392,6 +308,24 @@ func defaultDeny(c *client) Decision {
 		Phrase: StatusPhrase(DefaultDenyStatus),
 		Body:   DefaultDenyBody,
 	}
+}
+
+// mayMatch is a quick test of necessary conditions for check: false
+// means check would fail. It is small enough to be inlined into Decide's
+// loop, where most rules are rejected on the method, scheme, port or
+// exact host hash without a call. Explain calls check alone, and reaches
+// the same decisions because mayMatch never rejects a match.
+func (r *rule) mayMatch(v *view) bool {
+	return (v.methodBit == 0 || r.methods&v.methodBit != 0) && r.mayMatchAuthority(v)
+}
+
+// mayMatchAuthority is mayMatch for the scheme, host and port alone, for
+// the CONNECT walk.
+func (r *rule) mayMatchAuthority(v *view) bool {
+	p := &r.pat
+	return !r.hasPattern || p.scheme == v.scheme && (p.anyPort || p.port == v.port) &&
+		(p.hostKind != hostExact || p.hostHash == v.host.hash) &&
+		(p.hostKind != hostLabels || v.host.nlabels >= p.minLabels)
 }
 
 // check matches an ordinary request. The parts are checked in the order
@@ -442,6 +376,9 @@ func (rs *Ruleset) DecideConnect(client netip.Addr, host string, port uint16) De
 	for _, p := range c.policies {
 		for i := range p.rules {
 			r := &p.rules[i]
+			if !r.mayMatchAuthority(&v) {
+				continue
+			}
 			if st, _ := r.connectStep(&v); st == stepDecide {
 				d := r.info.cdec
 				d.Client = c.name

@@ -447,3 +447,25 @@ func BenchmarkClientLookup10k(b *testing.B) {
 		i++
 	}
 }
+
+// TestDecideConcurrent shares one Ruleset between goroutines; run with
+// -race.
+func TestDecideConcurrent(t *testing.T) {
+	rs := parityRuleset(t)
+	done := make(chan Decision)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var last Decision
+			for i := 0; i < 200; i++ {
+				last = rs.Decide(&Request{Client: netip.MustParseAddr("10.42.16.5"), Method: "GET", Scheme: "https", Host: "api.example.com", Port: 443, Path: "/v1/x"})
+				rs.DecideConnect(netip.MustParseAddr("192.0.2.1"), "api.example.com", 443)
+			}
+			done <- last
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if d := <-done; d.Rule != "api#2" {
+			t.Errorf("Decide = %+v, want api#2", d)
+		}
+	}
+}

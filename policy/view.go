@@ -11,10 +11,10 @@ import (
 type view struct {
 	method    string
 	methodBit methodSet
-	scheme scheme
-	port   uint16
-	path   string
-	host   hostView
+	scheme    scheme
+	port      uint16
+	path      string
+	host      hostView
 }
 
 func (v *view) init(method, sch, host string, port uint16, path string) {
@@ -51,21 +51,20 @@ const maxNameLen = 253
 // address the dialer will reach), or a name split into labels.
 type hostView struct {
 	kind viewKind
-	name string     // viewName: without the trailing dot, case as sent
+	name string // viewName: without the trailing dot, case as sent
 	// lower says name has no upper-case letters, so that it can be
 	// compared with plain string equality.
 	lower bool
 	addr  netip.Addr // viewAddr
-	// nameHash is hashName of the lower-cased name once hashed is set.
-	hashed   bool
-	nameHash uint64
+	// hash is hashName of the lower-cased name.
+	hash uint64
 	// starts[i] is the offset of label i in name; nlabels counts them.
 	nlabels uint8
 	starts  [maxNameLen/2 + 1]uint8
 }
 
 func (h *hostView) init(host string) {
-	h.kind, h.name, h.lower, h.addr, h.nlabels, h.hashed = viewOther, "", false, netip.Addr{}, 0, false
+	h.kind, h.name, h.lower, h.addr, h.nlabels, h.hash = viewOther, "", false, netip.Addr{}, 0, 0
 	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
 		if a, ok := parseAddr(host[1 : len(host)-1]); ok && a.Is6() {
 			h.kind, h.addr = viewAddr, a.Unmap()
@@ -95,28 +94,23 @@ func (h *hostView) init(host string) {
 		return
 	}
 	h.kind, h.name = viewName, name
+	h.hash = h.hashLower()
 }
 
-// hash returns hashName of the lower-cased name, computed on first use:
-// a request that meets no exact-host rule never pays for it.
-func (h *hostView) hash() uint64 {
-	if !h.hashed {
-		if h.lower {
-			h.nameHash = hashName(h.name)
-		} else {
-			var buf [maxNameLen]byte
-			for i := 0; i < len(h.name); i++ {
-				c := h.name[i]
-				if 'A' <= c && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				buf[i] = c
-			}
-			h.nameHash = maphash.Bytes(nameSeed, buf[:len(h.name)])
-		}
-		h.hashed = true
+// hashLower returns hashName of the lower-cased name.
+func (h *hostView) hashLower() uint64 {
+	if h.lower {
+		return hashName(h.name)
 	}
-	return h.nameHash
+	var buf [maxNameLen]byte
+	for i := 0; i < len(h.name); i++ {
+		c := h.name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return maphash.Bytes(nameSeed, buf[:len(h.name)])
 }
 
 // scanName checks name as checkName does and records its labels and
