@@ -43,8 +43,8 @@ type Target struct {
 // status and the decision record's reason word.
 type StatusError interface {
 	error
-	HTTPStatus() int
-	LogReason() string
+	Status() int
+	Reason() string
 }
 
 // ReasonWriter is implemented by HTTP/1.1 response writers, which can send
@@ -383,14 +383,14 @@ func (ex *exchange) upstreamError(ctx context.Context, err error) {
 		ex.action = "DENY"
 	case errors.As(err, &se):
 		body := BodyUpstreamFailed
-		switch se.HTTPStatus() {
+		switch se.Status() {
 		case http.StatusForbidden:
 			body = BodyBlocked
 		case http.StatusGatewayTimeout:
 			body = BodyTimedOut
 		}
-		ex.fail(se.HTTPStatus(), "", body, se.LogReason(), err.Error())
-		if se.HTTPStatus() == http.StatusForbidden {
+		ex.fail(se.Status(), "", body, se.Reason(), err.Error())
+		if se.Status() == http.StatusForbidden {
 			ex.action = "DENY"
 		}
 	case ctx.Err() == context.DeadlineExceeded:
