@@ -10,18 +10,25 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
+	"syscall"
 
 	"exfilguard/conf"
 	"exfilguard/policy"
+	"exfilguard/proxy"
 )
 
 // version is stamped by the Makefile (-ldflags "-X main.version=...").
@@ -135,15 +142,116 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "exfilguard: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, _, err := cf.load()
+	cfg, rs, err := cf.load()
 	if err != nil {
 		printProblems(stderr, err)
 		fmt.Fprintln(stderr, "exfilguard: configuration is invalid; nothing started")
 		return 1
 	}
-	fmt.Fprintln(stdout, "exfilguard:", summary(cfg))
-	fmt.Fprintln(stderr, "exfilguard: the proxy is not yet available in this build: the configuration was loaded and validated, but no listener was started")
-	return 1
+	if err := serve(cfg, rs, stdout); err != nil {
+		fmt.Fprintln(stderr, "exfilguard:", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the proxy until SIGTERM or SIGINT, reloading clients and
+// policies on SIGHUP.
+func serve(cfg *conf.Config, rs *policy.Ruleset, stdout io.Writer) error {
+	s := &cfg.Settings
+	log := newLogger(s.Log, stdout)
+	var policies atomic.Pointer[policy.Ruleset]
+	policies.Store(rs)
+
+	ln, err := net.Listen("tcp", s.Listen.String())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.Listen, err)
+	}
+	bound, err := netip.ParseAddrPort(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s: %w", s.Listen, err)
+	}
+	srv, err := proxy.New(s, &policies, log, []netip.AddrPort{bound})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("proxy listener started", slog.String("address", bound.String()), slog.String("version", versionString()), slog.String("summary", summary(cfg)))
+
+	for {
+		select {
+		case err := <-served:
+			srv.Close()
+			return fmt.Errorf("serve: %w", err)
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				reload(cfg, &policies, log)
+				continue
+			}
+			log.Info("shutting down", slog.String("signal", sig.String()), slog.Duration("grace_period", s.ShutdownGracePeriod))
+			ctx, cancel := context.WithTimeout(context.Background(), s.ShutdownGracePeriod)
+			go func() {
+				// A second signal stops at once.
+				select {
+				case <-signals:
+					srv.Close()
+				case <-ctx.Done():
+				}
+			}()
+			err := srv.Shutdown(ctx)
+			cancel()
+			<-served
+			if err != nil {
+				log.Warn("shutdown grace period ended; remaining connections closed")
+			}
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// reload re-reads the clients and policies files (not the main file),
+// validates and compiles them and runs their policy tests; only then does
+// the new snapshot replace the old one (SPEC §8).
+func reload(cfg *conf.Config, policies *atomic.Pointer[policy.Ruleset], log *slog.Logger) {
+	log.Info("received SIGHUP; reloading clients and policies")
+	next, err := cfg.ReloadPolicies()
+	var rs *policy.Ruleset
+	if err == nil {
+		rs, err = policy.Compile(next)
+	}
+	if err == nil {
+		if failures := policy.RunTests(rs, next.Tests); len(failures) > 0 {
+			errs := make([]error, len(failures))
+			for i, f := range failures {
+				errs[i] = f
+			}
+			err = errors.Join(errs...)
+		}
+	}
+	if err != nil {
+		var b strings.Builder
+		printProblems(&b, err)
+		log.Error("configuration reload failed; the previous policies stay in force", slog.String("problems", strings.TrimSpace(b.String())))
+		return
+	}
+	policies.Store(rs)
+	log.Info("configuration reloaded", slog.Int("client_count", len(next.Clients)), slog.Int("policy_count", len(next.Policies)))
+}
+
+// newLogger returns the process logger: JSON or text on stdout.
+func newLogger(format conf.LogFormat, w io.Writer) *slog.Logger {
+	if format == conf.LogText {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {

@@ -384,6 +384,8 @@ func (ex *exchange) upstreamError(ctx context.Context, err error) {
 	case errors.As(err, &se):
 		body := BodyUpstreamFailed
 		switch se.Status() {
+		case http.StatusBadRequest:
+			body = BodyInvalidTarget
 		case http.StatusForbidden:
 			body = BodyBlocked
 		case http.StatusGatewayTimeout:

@@ -282,8 +282,8 @@ func TestPipelineBodyLimit(t *testing.T) {
 
 type statusErr struct{ status int }
 
-func (e statusErr) Error() string     { return "upstream refused" }
-func (e statusErr) Status() int   { return e.status }
+func (e statusErr) Error() string  { return "upstream refused" }
+func (e statusErr) Status() int    { return e.status }
 func (e statusErr) Reason() string { return ReasonPrivateAddress }
 
 type timeoutErr struct{}

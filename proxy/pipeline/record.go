@@ -19,10 +19,7 @@ func (ex *exchange) record() {
 	if !ex.h.LogQueries {
 		path, _, _ = strings.Cut(path, "?")
 	}
-	mode := "direct"
-	if ex.info.FrontEnd == BumpH1 || ex.info.FrontEnd == BumpH2 {
-		mode = "bump"
-	}
+	mode := modeOf(ex.info.FrontEnd)
 	attrs := make([]slog.Attr, 0, 24)
 	attrs = append(attrs,
 		slog.String("session_id", ex.info.SessionID),
@@ -57,4 +54,43 @@ func (ex *exchange) record() {
 		attrs = append(attrs, slog.String("error", ex.detail))
 	}
 	ex.h.Log.LogAttrs(context.WithoutCancel(r.Context()), slog.LevelInfo, "decision", attrs...)
+}
+
+// RecordRejected writes the decision record of a request that a front end
+// refused before it could become an http.Request: a malformed, oversized
+// or timed-out head, or a request form the listener does not take. method
+// is "" when the head could not be read; target is not logged, since a
+// malformed target may hold anything.
+func (h *Handler) RecordRejected(ctx context.Context, method string, status int, reason, detail string) {
+	if h.Log == nil {
+		return
+	}
+	info := FromContext(ctx)
+	if info == nil {
+		panic("pipeline: internal error: rejected request without ConnInfo")
+	}
+	if method == "" {
+		method = "UNKNOWN"
+	}
+	h.Log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "decision",
+		slog.String("session_id", info.SessionID),
+		slog.String("mode", modeOf(info.FrontEnd)),
+		slog.String("client_ip", info.Peer.Addr().String()),
+		slog.Int("client_port", int(info.Peer.Port())),
+		slog.String("method", method),
+		slog.String("decision", "ERROR"),
+		slog.String("reason", reason),
+		slog.Int("status", status),
+		slog.String("error", detail),
+	)
+}
+
+func modeOf(fe FrontEnd) string {
+	switch fe {
+	case BumpH1, BumpH2:
+		return "bump"
+	case Connect:
+		return "tunnel"
+	}
+	return "direct"
 }

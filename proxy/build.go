@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+
+	"exfilguard/conf"
+	"exfilguard/policy"
+	"exfilguard/proxy/pipeline"
+	"exfilguard/proxy/upstream"
+)
+
+// New builds a Server from the settings: the upstream resolver, dialer and
+// transport, and the pipeline deciding with policies. listening are the
+// addresses the process listens on, as bound: the dialer refuses to
+// connect back to them (SPEC §6, self-connection).
+func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.Logger, listening []netip.AddrPort) (*Server, error) {
+	roots, err := upstream.RootPool(s.UpstreamCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("upstream TLS roots: %w", err)
+	}
+	var hosts *upstream.Hosts
+	if s.HostsFile != "" {
+		if hosts, err = upstream.ReadHosts(s.HostsFile); err != nil {
+			return nil, fmt.Errorf("hosts_file: %w", err)
+		}
+	}
+	self, err := upstream.NewSelfSet(listening)
+	if err != nil {
+		return nil, fmt.Errorf("listening addresses: %w", err)
+	}
+	tr := &upstream.Transport{
+		Dialer: &upstream.Dialer{
+			Resolver:       &upstream.Resolver{Hosts: hosts, Timeout: s.DNSResolveTimeout},
+			ConnectTimeout: s.UpstreamConnectTimeout,
+			Self:           self,
+		},
+		Roots:                   roots,
+		TLSHandshakeTimeout:     s.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:   s.ResponseHeaderTimeout,
+		RequestBodyIdleTimeout:  s.RequestBodyIdleTimeout,
+		ResponseBodyIdleTimeout: s.ResponseBodyIdleTimeout,
+		MaxResponseHeaderSize:   int(s.MaxResponseHeaderSize),
+		PoolCapacity:            int(s.UpstreamPoolCapacity),
+		IdleTimeout:             s.UpstreamIdleTimeout,
+	}
+	srv := &Server{
+		Config: Config{
+			KeepaliveIdleTimeout:    s.ClientKeepaliveIdleTimeout,
+			RequestHeaderTimeout:    s.RequestHeaderTimeout,
+			MaxRequestHeaderSize:    int(s.MaxRequestHeaderSize),
+			RequestBodyIdleTimeout:  s.RequestBodyIdleTimeout,
+			ResponseBodyIdleTimeout: s.ResponseBodyIdleTimeout,
+		},
+		Handler: &pipeline.Handler{
+			Policies:            policies,
+			Upstream:            transportAdapter{tr},
+			Log:                 log,
+			LogQueries:          s.LogQueries,
+			MaxRequestBodySize:  s.MaxRequestBodySize,
+			RequestTotalTimeout: s.RequestTotalTimeout,
+		},
+		Log:       log,
+		transport: tr,
+	}
+	return srv, nil
+}
+
+// transportAdapter lets the pipeline forward through upstream.Transport;
+// the two Target types have the same fields, and neither package imports
+// the other (STYLE.md import directions).
+type transportAdapter struct{ t *upstream.Transport }
+
+func (a transportAdapter) RoundTrip(req *http.Request, t pipeline.Target) (*http.Response, error) {
+	return a.t.RoundTrip(req, upstream.Target(t))
+}

@@ -1,0 +1,224 @@
+// Package proxy is ExfilGuard's listener: it accepts client connections,
+// tracks them, runs the HTTP/1.1 request loop on each, and hands every
+// request to the one pipeline (package pipeline).
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"exfilguard/proxy/pipeline"
+	"exfilguard/proxy/upstream"
+)
+
+// Config holds the listener's limits and timeouts. Zero values are not
+// defaulted here: main fills every field from conf.Settings.
+type Config struct {
+	// KeepaliveIdleTimeout closes a connection that sends no first byte of
+	// a request head for this long, silently.
+	KeepaliveIdleTimeout time.Duration
+	// RequestHeaderTimeout bounds a request head from its first byte;
+	// expiry answers 408 and closes.
+	RequestHeaderTimeout time.Duration
+	// MaxRequestHeaderSize bounds a request head in bytes (431 past it).
+	MaxRequestHeaderSize int
+	// RequestBodyIdleTimeout bounds each read of a request body.
+	RequestBodyIdleTimeout time.Duration
+	// ResponseBodyIdleTimeout bounds each write to the client.
+	ResponseBodyIdleTimeout time.Duration
+}
+
+// Server accepts client connections and serves them.
+type Server struct {
+	Config  Config
+	Handler *pipeline.Handler
+	Log     *slog.Logger
+
+	// transport, when set, is closed with the server.
+	transport *upstream.Transport
+
+	// baseCtx is the parent of every connection's context; cancelBase
+	// cancels it when the server closes.
+	initOnce   sync.Once
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+
+	inShutdown atomic.Bool
+	mu         sync.Mutex
+	listeners  map[net.Listener]struct{} // guarded by mu
+	conns      map[*conn]struct{}        // guarded by mu
+	connWG     sync.WaitGroup            // one per conn goroutine
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+		s.listeners = map[net.Listener]struct{}{}
+		s.conns = map[*conn]struct{}{}
+	})
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// acceptBackoffMax bounds the wait after a temporary accept error (such
+// as EMFILE), so that running out of file descriptors does not spin.
+const acceptBackoffMax = time.Second
+
+// Serve accepts connections on ln until Shutdown or Close. It always
+// returns a non-nil error; after Shutdown or Close it is ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.init()
+	if !s.trackListener(ln, true) {
+		return ErrServerClosed
+	}
+	defer s.trackListener(ln, false)
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.inShutdown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Temporary() { //nolint:staticcheck // EMFILE and friends are reported as temporary
+				backoff = min(max(2*backoff, 5*time.Millisecond), acceptBackoffMax)
+				s.Log.Warn("accept failed; backing off", slog.String("error", err.Error()), slog.Duration("backoff", backoff))
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		if c == nil {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go func() {
+			defer s.connWG.Done()
+			defer s.untrack(c)
+			c.serve(s.baseCtx)
+		}()
+	}
+}
+
+func (s *Server) trackListener(ln net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.inShutdown.Load() {
+			return false
+		}
+		s.listeners[ln] = struct{}{}
+	} else {
+		delete(s.listeners, ln)
+	}
+	return true
+}
+
+// newConn registers a connection, or returns nil when shutting down.
+func (s *Server) newConn(nc net.Conn) *conn {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	peer := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		peer = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	c := &conn{srv: s, nc: nc, peer: peer}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inShutdown.Load() {
+		return nil
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	return c
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, closes idle connections, lets connections in
+// the middle of a request finish it (and then close), and waits until all
+// are gone or ctx ends; then it closes whatever is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.inShutdown.Store(true)
+	s.closeListeners()
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	ticker := time.NewTicker(50 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		s.closeIdle()
+		select {
+		case <-done:
+			s.cancelBase()
+			s.closeTransport()
+			return nil
+		case <-ctx.Done():
+			s.closeAll()
+			<-done
+			s.closeTransport()
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+}
+
+// Close closes the listeners and every connection at once and waits for
+// their goroutines. It is idempotent.
+func (s *Server) Close() error {
+	s.init()
+	s.inShutdown.Store(true)
+	s.closeListeners()
+	s.closeAll()
+	s.connWG.Wait()
+	s.closeTransport()
+	return nil
+}
+
+func (s *Server) closeTransport() {
+	if s.transport != nil {
+		s.transport.Close()
+	}
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.closeIfIdle()
+	}
+}
+
+func (s *Server) closeAll() {
+	s.cancelBase()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+}
