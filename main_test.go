@@ -1,15 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // binary is the exfilguard binary built once for the tests that run it as
@@ -124,7 +132,7 @@ func TestCheckBrokenFull(t *testing.T) {
 	for _, want := range []string{
 		"exfilguard.toml:23:12: leaf_ttl must be greater than 0\n    leaf_ttl = 0\n               ^\n",
 		"policies.d/20-mirrors.toml:18:15: url_pattern host \"*github*.com\": label \"*github*\" mixes '*' with other characters: wildcards match whole labels only\n    url_pattern = \"https://*github*.com/**\"\n                  ^\n",
-		"clients.d/10-bastion.toml:5:12: client \"bastion\" references unknown policy \"package-mirror\"; did you mean \"package-mirrors\"?\n",
+		"clients.d/10-bastion.toml:5:13: client \"bastion\" references unknown policy \"package-mirror\"; did you mean \"package-mirrors\"?\n",
 		"3 problems found\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -133,10 +141,106 @@ func TestCheckBrokenFull(t *testing.T) {
 	}
 }
 
-func TestRunWithoutProxy(t *testing.T) {
-	stdout, stderr, code := exfilguard(t, nil, "--config", "examples/quickstart/exfilguard.toml")
-	if code != 1 || !strings.Contains(stdout, "2 clients, 2 policies, 2 rules") || !strings.Contains(stderr, "the proxy is not yet available") {
-		t.Errorf("run = %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+// startBinary runs `exfilguard --config path` with env and returns the
+// address it listens on (from its "proxy listener started" log line) and
+// the running command. The process is killed at cleanup if still running.
+func startBinary(tb testing.TB, path string, env ...string) (addr string, cmd *exec.Cmd, logs *syncBuffer) {
+	tb.Helper()
+	cmd = exec.Command(binary, "--config", path)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "EXFILGUARD__LISTEN=127.0.0.1:0", "EXFILGUARD__LOG=json"}, env...)
+	logs = &syncBuffer{}
+	cmd.Stderr = logs
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			logs.Write(append(sc.Bytes(), '\n'))
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				tb.Fatalf("exfilguard exited before listening:\n%s", logs.String())
+			}
+			var rec struct{ Msg, Address string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "proxy listener started" {
+				go func() {
+					for range lines {
+					}
+				}()
+				return rec.Address, cmd, logs
+			}
+		case <-deadline:
+			tb.Fatalf("exfilguard did not start listening:\n%s", logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunQuickstart runs the README's first command (on a free port) and
+// checks that the proxy serves, denies as the quickstart says, and stops
+// cleanly on SIGTERM.
+func TestRunQuickstart(t *testing.T) {
+	addr, cmd, logs := startBinary(t, "examples/quickstart/exfilguard.toml")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 470 || resp.Status != "470 Policy Blocked" || string(body) != "Blocked by ExfilGuard\n" {
+		t.Errorf("response %q %q, want 470 Policy Blocked", resp.Status, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exfilguard exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	out := logs.String()
+	for _, want := range []string{`"msg":"decision"`, `"client":"loopback"`, `"rule":"default-deny#0"`, `"status":470`, `"msg":"stopped"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %s:\n%s", want, out)
+		}
 	}
 }
 

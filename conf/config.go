@@ -219,7 +219,8 @@ type Client struct {
 	// Fallback marks the one client used when no selector matches.
 	Fallback bool
 
-	fields fieldPos
+	fields    fieldPos
+	policyPos []Pos // where each of Policies was written
 }
 
 // Policy is a named, ordered list of rules.

@@ -37,8 +37,8 @@ func decodeClients(t *table) []Client {
 			}
 			c.Prefix, c.IsCIDR = p, true
 		}
-		if list, _, ok := ct.strings("policies"); ok {
-			c.Policies = list
+		if list, pos, ok := ct.strings("policies"); ok {
+			c.Policies, c.policyPos = list, pos
 		}
 		ct.boolean("fallback", &c.Fallback)
 		ct.finish()

@@ -182,7 +182,7 @@ func TestInvalidConfig(t *testing.T) {
 		{
 			name:  "unknown policy with suggestion",
 			files: map[string]string{"clients.toml": strings.Replace(baseClients, `["web"]`, `["webb"]`, 1)},
-			want:  []string{`clients.toml:4:12: client "app" references unknown policy "webb"; did you mean "web"?`},
+			want:  []string{`clients.toml:4:13: client "app" references unknown policy "webb"; did you mean "web"?`},
 		},
 		{
 			name:  "client without selector",
@@ -250,7 +250,7 @@ func TestInvalidConfig(t *testing.T) {
 		{
 			name:  "DENY status out of range",
 			files: withPolicies("\n[[policy]]\nname = \"p\"\n\n[[policy.rule]]\naction = \"DENY\"\nstatus = 101\n"),
-			want:  []string{`policies.toml:21:10: status 101 must be from 200 to 599`},
+			want:  []string{`policies.toml:21:10: DENY status 101 must be from 400 to 599`},
 		},
 		{
 			name:  "DENY reason with a newline",

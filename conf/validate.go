@@ -33,7 +33,7 @@ func (c *Config) validateSettings(p *problems) {
 	if s.LeafTTL > maxLeafTTL {
 		p.add(at("leaf_ttl"), "leaf_ttl must be at most %d seconds (398 days): clients refuse longer-lived TLS certificates", int64(maxLeafTTL/time.Second))
 	}
-	if s.ProxyProtocol != ProxyProtocolOff && len(s.ProxyProtocolAllowedCIDRs) == 0 {
+	if s.ProxyProtocol != ProxyProtocolOff && !c.settingPos.has("proxy_protocol_allowed_cidrs") {
 		p.add(at("proxy_protocol"), "proxy_protocol = %q needs proxy_protocol_allowed_cidrs: the peers whose PROXY headers are trusted", s.ProxyProtocol)
 	}
 	if s.CacheDir != "" {
@@ -162,9 +162,11 @@ func validateRules(p *problems, pol *Policy) {
 			switch {
 			case !r.fields.has("status"):
 				p.add(r.Pos, "DENY rule %s needs a status, such as status = 403", id)
-			case r.Status < 200 || r.Status > 599:
-				// RFC 9110 §15: a final response is 2xx–5xx; 1xx are interim.
-				p.add(at("status"), "status %d must be from 200 to 599", r.Status)
+			case r.Status < 400 || r.Status > 599:
+				// RFC 9110 §15: a refusal is a client or server error. A 1xx
+				// is interim, a 2xx answer to CONNECT opens the tunnel
+				// (§9.3.6), 204 and 304 cannot carry the body.
+				p.add(at("status"), "DENY status %d must be from 400 to 599", r.Status)
 			}
 			if r.fields.has("reason") {
 				if msg := checkReason(r.Reason); msg != "" {
@@ -198,7 +200,7 @@ func validateRules(p *problems, pol *Policy) {
 			if !connect {
 				p.add(at("inspect_payload"), `inspect_payload = false needs methods = ["CONNECT"]`)
 			}
-			if r.URLPattern == nil || r.URLPattern.Path != "/**" {
+			if r.URLPattern == nil && !r.fields.has("url_pattern") || r.URLPattern != nil && r.URLPattern.Path != "/**" {
 				p.add(at("inspect_payload"), "inspect_payload = false needs a url_pattern ending in /**: a tunnel cannot see paths")
 			}
 		}
@@ -241,16 +243,12 @@ func (c *Config) validateClients(p *problems, policies map[string]*Policy, compl
 			p.add(cl.fields.at("policies", cl.Pos), "client %q must list at least one policy", cl.Name)
 		}
 		for j, name := range cl.Policies {
-			pos := cl.fields.at("policies", cl.Pos)
+			pos := cl.policyPos[j]
 			switch {
 			case slices.Contains(cl.Policies[:j], name):
 				p.add(pos, "client %q lists policy %q twice", cl.Name, name)
 			case policies[name] == nil && complete.policies:
-				msg := fmt.Sprintf("client %q references unknown policy %q", cl.Name, name)
-				if s := suggest(name, mapKeys(policies)); s != "" {
-					msg += fmt.Sprintf("; did you mean %q?", s)
-				}
-				p.add(pos, "%s", msg)
+				p.add(pos, "client %q references unknown policy %q%s", cl.Name, name, didYouMean(name, mapKeys(policies)))
 			}
 		}
 		if cl.Fallback {
@@ -269,6 +267,15 @@ func (c *Config) validateClients(p *problems, policies map[string]*Policy, compl
 		p.add(fb.fields.at("fallback", fb.Pos), "client %q is a second fallback client (the first is %q at %s): exactly one is allowed", fb.Name, fallbacks[0].Name, fallbacks[0].Pos)
 	}
 	c.validateSelectors(p)
+}
+
+// didYouMean returns "; did you mean %q?" for the known name nearest to
+// name, or "".
+func didYouMean(name string, known []string) string {
+	if s := suggest(name, known); s != "" {
+		return fmt.Sprintf("; did you mean %q?", s)
+	}
+	return ""
 }
 
 func mapKeys[V any](m map[string]V) []string {
@@ -364,15 +371,15 @@ func (c *Config) validateTests(p *problems, policies map[string]*Policy, complet
 			switch {
 			case t.Expect != ExpectDeny:
 				p.add(at("status"), `status is checked for expect = "DENY" only`)
-			case t.Status < 200 || t.Status > 599:
-				p.add(at("status"), "status %d must be from 200 to 599", t.Status)
+			case t.Status < 400 || t.Status > 599:
+				p.add(at("status"), "status %d must be from 400 to 599, as DENY statuses are", t.Status)
 			}
 		}
 		if !complete.policies {
 			continue // the policies a test names may be in the broken file
 		}
 		if t.fields.has("policy") && policies[t.Policy] == nil {
-			p.add(at("policy"), "test names unknown policy %q", t.Policy)
+			p.add(at("policy"), "test names unknown policy %q%s", t.Policy, didYouMean(t.Policy, mapKeys(policies)))
 		}
 		if t.fields.has("rule") {
 			name, idx, ok := parseRuleID(t.Rule)
@@ -380,7 +387,7 @@ func (c *Config) validateTests(p *problems, policies map[string]*Policy, complet
 			case !ok:
 				p.add(at("rule"), `rule %q must be a rule id, "policy#index" (0-based)`, t.Rule)
 			case pol == nil:
-				p.add(at("rule"), "rule %q names unknown policy %q", t.Rule, name)
+				p.add(at("rule"), "rule %q names unknown policy %q%s", t.Rule, name, didYouMean(name, mapKeys(policies)))
 			case idx >= len(pol.Rules):
 				p.add(at("rule"), "rule %q: policy %q has %d rules", t.Rule, name, len(pol.Rules))
 			case t.fields.has("policy") && t.Policy != name:

@@ -50,6 +50,11 @@ const (
 	ReasonRule Reason = "rule"
 	// ReasonDefaultDeny: no rule of the client's policies matched.
 	ReasonDefaultDeny Reason = "default_deny"
+	// ReasonDenyUnenforceable: a CONNECT that a tunnel rule would allow
+	// is denied because an earlier DENY for some paths or methods of the
+	// same authority matched it, and a tunnel cannot see paths or
+	// methods. The decision carries that DENY rule and its response.
+	ReasonDenyUnenforceable Reason = "deny_unenforceable"
 )
 
 // Default deny response, reference §4.6.

@@ -120,6 +120,7 @@ func (rs *Ruleset) ExplainConnect(client netip.Addr, host string, port uint16) E
 		Client: client, Method: "CONNECT", Scheme: "https", Host: host, Port: v.port,
 	}}
 	c := rs.explainClient(&e, client)
+	var skipped *rule // as in DecideConnect
 	for _, p := range c.policies {
 		pt := PolicyTrace{Name: p.name, Rules: []RuleTrace{}}
 		for i := range p.rules {
@@ -128,16 +129,24 @@ func (rs *Ruleset) ExplainConnect(client netip.Addr, host string, port uint16) E
 			switch st, m := r.connectStep(&v); st {
 			case stepDecide:
 				t.Result, t.Why = resultMatch, r.connectWhy()
+				e.Decision = r.info.cdec
+				if e.Decision.Action == Tunnel && skipped != nil {
+					t.Why = fmt.Sprintf("CONNECT rule matches the authority, but a tunnel cannot enforce the earlier DENY %s: CONNECT denied with that rule's response", skipped.info.id)
+					e.Decision = skipped.info.dec
+					e.Decision.Reason = ReasonDenyUnenforceable
+				}
 				pt.Rules = append(pt.Rules, t)
 				e.Policies = append(e.Policies, pt)
-				e.Decision = r.info.cdec
 				e.Decision.Client = c.name
 				e.Outcome = outcome(e.Decision)
 				return e
 			case stepSkip:
-				t.Result, t.Why = resultSkip, "DENY for some paths only: left for the inner requests"
+				if skipped == nil {
+					skipped = r
+				}
+				t.Result, t.Why = resultSkip, "DENY for some paths only: enforced on the inner requests if the CONNECT is bumped"
 				if !r.anyMethod {
-					t.Why = "DENY for some methods only: left for the inner requests"
+					t.Why = "DENY for some methods only: enforced on the inner requests if the CONNECT is bumped"
 				}
 			default:
 				t.Result, t.Why = resultNoMatch, r.mismatchWhy(m, &v, host)

@@ -243,8 +243,8 @@ func (r *rule) compile(policyName string, index int, cr *conf.Rule) error {
 		}
 		return nil
 	}
-	if cr.Status < 100 || cr.Status > 999 {
-		return fmt.Errorf("DENY status %d is not in 100..999", cr.Status)
+	if cr.Status < 400 || cr.Status > 599 {
+		return fmt.Errorf("DENY status %d is not in 400..599", cr.Status)
 	}
 	for i := 0; i < len(cr.Reason); i++ {
 		// RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
@@ -373,14 +373,27 @@ func (rs *Ruleset) DecideConnect(client netip.Addr, host string, port uint16) De
 	c := rs.client(client)
 	var v view
 	v.init("CONNECT", "https", host, port, "")
+	// skipped is the first narrower DENY that matched the authority. Its
+	// paths are enforced inside a bump; a tunnel would carry them unseen,
+	// so a tunnel decided after it fails closed.
+	var skipped *rule
 	for _, p := range c.policies {
 		for i := range p.rules {
 			r := &p.rules[i]
 			if !r.mayMatchAuthority(&v) {
 				continue
 			}
-			if st, _ := r.connectStep(&v); st == stepDecide {
+			switch st, _ := r.connectStep(&v); st {
+			case stepSkip:
+				if skipped == nil {
+					skipped = r
+				}
+			case stepDecide:
 				d := r.info.cdec
+				if d.Action == Tunnel && skipped != nil {
+					d = skipped.info.dec
+					d.Reason = ReasonDenyUnenforceable
+				}
 				d.Client = c.name
 				return d
 			}

@@ -222,6 +222,37 @@ func TestBumpThenInnerDeny(t *testing.T) {
 	}
 }
 
+// TestTunnelAfterNarrowerDeny: a tunnel rule in a later policy must not
+// carry the paths that an earlier, narrower DENY forbids; the CONNECT
+// fails closed with that DENY's response (review finding; SPEC §4 assumes
+// a skipped DENY is followed by a bump).
+func TestTunnelAfterNarrowerDeny(t *testing.T) {
+	client := netip.MustParseAddr("10.0.0.1")
+	rs := oneClient(t,
+		policyOf("guard", withReason(deny(t, 451, "https://h.example/admin/**"), "Admin Blocked", "no admin\n")),
+		policyOf("tunnels", tunnel(t, "https://h.example/**")),
+	)
+	d := rs.DecideConnect(client, "h.example", 443)
+	if d.Action != Deny || d.Rule != "guard#0" || d.Status != 451 || d.Phrase != "Admin Blocked" || d.Reason != ReasonDenyUnenforceable {
+		t.Errorf("DecideConnect(h.example:443) = %+v, want DENY 451 by guard#0, reason %s", d, ReasonDenyUnenforceable)
+	}
+	ex := rs.ExplainConnect(client, "h.example", 443)
+	if ex.Decision != d || ex.Outcome != "deny" {
+		t.Errorf("ExplainConnect = %+v / %q, want the same decision as DecideConnect", ex.Decision, ex.Outcome)
+	}
+	// Another host of the tunnel rule is unaffected.
+	if d := rs.DecideConnect(client, "other.h.example", 443); d.Action == Tunnel {
+		t.Errorf("DecideConnect(other.h.example) = %v; the pattern does not cover it", d)
+	}
+	rs = oneClient(t,
+		policyOf("guard", deny(t, 451, "https://h.example/admin/**")),
+		policyOf("tunnels", tunnel(t, "https://*.example/**")),
+	)
+	if d := rs.DecideConnect(client, "x.example", 443); d.Action != Tunnel {
+		t.Errorf("DecideConnect(x.example) = %v, want TUNNEL: the DENY names another host", d)
+	}
+}
+
 func TestClientResolution(t *testing.T) {
 	rs := mustCompile(t, &conf.Config{
 		Clients: []conf.Client{

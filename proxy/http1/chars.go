@@ -99,6 +99,19 @@ func equalFold[T ~string | ~[]byte](s T, t string) bool {
 	return true
 }
 
+// foldEqual reports whether a and b are equal ignoring ASCII case.
+func foldEqual[A, B ~string | ~[]byte](a A, b B) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // hasPrefixFold reports whether s starts with the lower-case ASCII string
 // prefix, ignoring ASCII case.
 func hasPrefixFold[T ~string | ~[]byte](s T, prefix string) bool {

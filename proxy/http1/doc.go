@@ -17,6 +17,6 @@
 // wraps a *bufio.Reader that the caller owns, so that bytes already buffered
 // after a head can be handed elsewhere (into a CONNECT tunnel). The slices of
 // a RequestHead or ResponseHead point into the Reader's buffer and stay valid
-// until the next read on the same Reader; reading a head allocates nothing
+// until the same Reader reads the next head; reading a head allocates nothing
 // once the Reader's buffers have grown to fit.
 package http1

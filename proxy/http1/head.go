@@ -19,7 +19,7 @@ type Fields []Field
 // regard to ASCII case (RFC 9110 §5.1), and whether there is one.
 func (fs Fields) Get(name string) (value []byte, ok bool) {
 	for i := range fs {
-		if asciiEqualFold(fs[i].Name, name) {
+		if foldEqual(fs[i].Name, name) {
 			return fs[i].Value, true
 		}
 	}
@@ -31,24 +31,11 @@ func (fs Fields) Get(name string) (value []byte, ok bool) {
 func (fs Fields) Count(name string) int {
 	n := 0
 	for i := range fs {
-		if asciiEqualFold(fs[i].Name, name) {
+		if foldEqual(fs[i].Name, name) {
 			n++
 		}
 	}
 	return n
-}
-
-// asciiEqualFold reports whether a and b are equal ignoring ASCII case.
-func asciiEqualFold(a []byte, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		if lower(a[i]) != lower(b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // Expect is what a request's Expect field asks for (RFC 9110 §10.1.1).
@@ -86,8 +73,8 @@ func (f Framing) String() string {
 
 // RequestHead is a request line and header section (RFC 9112 §3, §5) with
 // the framing facts already checked and extracted. A head returned by a
-// Reader, with every slice in it, is valid until the next read on that
-// Reader.
+// Reader, with every slice in it, is valid until that Reader reads the next
+// head; reading the body leaves it intact.
 type RequestHead struct {
 	Method []byte // a token, case preserved (RFC 9110 §9.1)
 	Target []byte // the request-target exactly as sent: visible ASCII only
@@ -129,8 +116,8 @@ func (h *RequestHead) Framing() Framing {
 
 // ResponseHead is a status line and header section (RFC 9112 §4, §5) with
 // the framing facts already checked and extracted. A head returned by a
-// Reader, with every slice in it, is valid until the next read on that
-// Reader.
+// Reader, with every slice in it, is valid until that Reader reads the next
+// head; reading the body leaves it intact.
 type ResponseHead struct {
 	StatusCode int    // 100 to 599
 	Reason     []byte // the reason-phrase, possibly empty
@@ -329,3 +316,7 @@ func hasZero(x uint64) uint64 { return (x - lsb) & ^x & msb }
 // hasLess reports, as a nonzero value, whether a byte of x is less than n,
 // for n <= 128.
 func hasLess(x uint64, n byte) uint64 { return (x - lsb*uint64(n)) & ^x & msb }
+
+// hasMore reports, as a nonzero value, whether a byte of x is more than n,
+// for n <= 127.
+func hasMore(x uint64, n byte) uint64 { return (x + lsb*uint64(127-n) | x) & msb }

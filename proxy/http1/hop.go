@@ -41,28 +41,17 @@ func InConnection[T ~string | ~[]byte](connection, name T) bool {
 	for len(connection) > 0 {
 		var elem T
 		elem, connection = cutComma(connection)
-		if elem = trimOWS(elem); len(elem) > 0 && len(elem) == len(name) && hasPrefixFoldBoth(elem, name) {
+		if elem = trimOWS(elem); len(elem) > 0 && foldEqual(elem, name) {
 			return true
 		}
 	}
 	return false
 }
 
-// hasPrefixFoldBoth reports whether a and b, of equal length, are equal
-// ignoring ASCII case.
-func hasPrefixFoldBoth[T ~string | ~[]byte](a, b T) bool {
-	for i := 0; i < len(a); i++ {
-		if lower(a[i]) != lower(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // StripHopByHop removes, in place, the hop-by-hop fields of fs (see
 // IsHopByHop) and the fields named by its Connection fields, and returns
-// the shortened slice. Framing fields are among them: the sender of the
-// next hop writes its own.
+// the shortened slice. Transfer-Encoding is among them; Content-Length and
+// Host are not, though the proxy writes its own of both.
 func StripHopByHop(fs Fields) Fields {
 	// The Connection values are collected first: compaction overwrites
 	// the fields it has passed.

@@ -3,6 +3,7 @@ package http1
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -74,7 +75,8 @@ func (r *Reader) Reset(br *bufio.Reader, maxHeadSize int) {
 }
 
 // ReadRequestHead reads a request line and header section (RFC 9112 §3,
-// §5). The head and its slices are valid until the next read on r.
+// §5). The head and its slices are valid until the next head is read or r
+// is Reset; reading the body leaves them intact.
 //
 // It returns io.EOF, unwrapped, when the stream ends before the first byte
 // (a clean close); an *Error with Status 400 for a malformed or truncated
@@ -113,13 +115,21 @@ func (r *Reader) ReadRequestHead() (*RequestHead, error) {
 	methodEnd := i
 	i++
 	targetStart := i
+	// Eight bytes at a time while all are visible ASCII: targets carry
+	// long paths and queries.
+	for ; i+8 <= len(line); i += 8 {
+		x := binary.LittleEndian.Uint64(line[i:])
+		if hasLess(x, 0x21)|hasMore(x, 0x7e) != 0 {
+			break
+		}
+	}
 	for i < len(line) && chars[line[i]]&cTarget != 0 {
 		i++
 	}
 	if i == targetStart || i == len(line) || line[i] != ' ' {
 		return nil, r.fail(newError(r.bad, op, "request target is empty, has bytes other than visible ASCII or is not followed by one space"))
 	}
-	targetEnd := i
+	method, target := line[:methodEnd:methodEnd], line[targetStart:i:i]
 	if v := line[i+1:]; string(v) != "HTTP/1.1" {
 		// SPEC §5: HTTP/1.0 and every other version are refused.
 		if string(v) == "HTTP/1.0" {
@@ -134,8 +144,8 @@ func (r *Reader) ReadRequestHead() (*RequestHead, error) {
 	}
 	h := &r.req
 	*h = RequestHead{
-		Method:        r.buf[:methodEnd:methodEnd],
-		Target:        r.buf[targetStart:targetEnd:targetEnd],
+		Method:        method,
+		Target:        target,
 		Fields:        r.fields,
 		ContentLength: f.contentLength,
 		Chunked:       f.chunked,
@@ -157,7 +167,7 @@ func (r *Reader) ReadRequestHead() (*RequestHead, error) {
 
 // ReadResponseHead reads a status line and header section (RFC 9112 §4,
 // §5) with the rules of ReadRequestHead. The head and its slices are valid
-// until the next read on r.
+// until the next head is read or r is Reset.
 //
 // It returns io.EOF, unwrapped, when the stream ends before the first byte
 // (the upstream closed: a stale pooled conn); an *Error with Status 502 for
@@ -221,7 +231,7 @@ func (r *Reader) ReadResponseHead() (*ResponseHead, error) {
 	h := &r.resp
 	*h = ResponseHead{
 		StatusCode:    code,
-		Reason:        r.buf[reasonStart:reasonEnd:reasonEnd],
+		Reason:        line[reasonStart:reasonEnd:reasonEnd],
 		Fields:        r.fields,
 		ContentLength: f.contentLength,
 		Chunked:       f.chunked,

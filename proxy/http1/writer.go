@@ -277,11 +277,16 @@ func (cw *ChunkedWriter) CloseWithTrailers(trailers Fields) error {
 // flusher is a writer with buffered bytes, like *bufio.Writer.
 type flusher interface{ Flush() error }
 
+// copyBufferSize is the buffer CopyBody makes when given none: large
+// enough that a read rarely ends short of what the socket holds, small
+// enough to pool per request.
+const copyBufferSize = 32 << 10
+
 // CopyBody reads b to its end and writes it to dst in its own framing: the
 // bytes of a length or until-close body as they are, a chunked body
 // re-encoded as chunked (one chunk per read, extensions dropped, trailers
 // kept). The head before it, with its framing field, is the caller's. buf
-// is the copy buffer; nil means a new 32 KiB one. If dst has a
+// is the copy buffer; nil means a new one of 32 KiB. If dst has a
 // Flush() error method, as *bufio.Writer does, it is called after each
 // write so that streamed bodies are not held back.
 //
@@ -290,7 +295,7 @@ type flusher interface{ Flush() error }
 // wrapped in *SendError.
 func CopyBody(dst io.Writer, b *Body, buf []byte) (int64, error) {
 	if buf == nil {
-		buf = make([]byte, 32<<10)
+		buf = make([]byte, copyBufferSize)
 	}
 	fl, _ := dst.(flusher)
 	var cw *ChunkedWriter
