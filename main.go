@@ -83,6 +83,11 @@ func (f *configFlags) register(fs *flag.FlagSet) {
 // load finds, loads and validates the configuration, compiles it and
 // runs its policy tests. Every problem is in the returned error.
 func (f *configFlags) load() (*conf.Config, *policy.Ruleset, error) {
+	return f.loadTests(true)
+}
+
+// loadTests is load, running the policy tests only when tests is set.
+func (f *configFlags) loadTests(tests bool) (*conf.Config, *policy.Ruleset, error) {
 	path := f.config
 	if path == "" {
 		var err error
@@ -97,6 +102,9 @@ func (f *configFlags) load() (*conf.Config, *policy.Ruleset, error) {
 	rs, err := policy.Compile(cfg)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !tests {
+		return cfg, rs, nil
 	}
 	if failures := policy.RunTests(rs, cfg.Tests); len(failures) > 0 {
 		errs := make([]error, len(failures))
@@ -324,7 +332,8 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "exfilguard explain: %v\n", err)
 		return 2
 	}
-	_, rs, err := cf.load()
+	// Policy tests are not run: explain is how one debugs a failing test.
+	_, rs, err := cf.loadTests(false)
 	if err != nil {
 		printProblems(stderr, err)
 		fmt.Fprintln(stderr, "exfilguard explain: configuration is invalid")

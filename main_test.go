@@ -379,3 +379,13 @@ func TestExplainUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainDespiteFailingTest: explain is how a failing policy test is
+// debugged, so it does not refuse to run because of one.
+func TestExplainDespiteFailingTest(t *testing.T) {
+	stdout, stderr, code := exfilguard(t, nil, "explain", "--config", "testdata/policy/failing-test/exfilguard.toml",
+		"--client", "127.0.0.1", "--method", "POST", "https://www.searchkit.com/faq/feedback")
+	if code != 0 || !strings.Contains(stdout, "outcome   deny: 470 Policy Blocked") {
+		t.Errorf("explain = %d\n%s%s", code, stdout, stderr)
+	}
+}

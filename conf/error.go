@@ -2,8 +2,10 @@ package conf
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -99,6 +101,7 @@ func Errors(err error) []*Error {
 type problems struct {
 	list    ErrorList
 	sources map[string][]byte
+	order   map[string]int // load order of each file read
 }
 
 func (p *problems) add(pos Pos, format string, args ...any) {
@@ -133,9 +136,18 @@ func (p *problems) line(pos Pos) string {
 	}
 }
 
+// err returns the problems sorted by file in load order, then line and
+// column, or nil. Problems outside any file read (an environment
+// variable, a flag) come first.
 func (p *problems) err() error {
 	if len(p.list) == 0 {
 		return nil
 	}
+	slices.SortStableFunc(p.list, func(a, b *Error) int {
+		return cmp.Or(
+			cmp.Compare(p.order[a.Pos.File], p.order[b.Pos.File]),
+			cmp.Compare(a.Pos.Line, b.Pos.Line),
+			cmp.Compare(a.Pos.Col, b.Pos.Col))
+	})
 	return p.list
 }

@@ -228,8 +228,8 @@ func TestInvalidConfig(t *testing.T) {
 			name:  "unknown client key",
 			files: map[string]string{"clients.toml": strings.Replace(baseClients, `policies = ["web"]`, `polices = ["web"]`, 1)},
 			want: []string{
-				`clients.toml:4:1: unknown key "polices" in [[client]]; did you mean "policies"?`,
 				`clients.toml:1:1: client "app" must list at least one policy`,
+				`clients.toml:4:1: unknown key "polices" in [[client]]; did you mean "policies"?`,
 			},
 		},
 		{

@@ -93,6 +93,12 @@ func (p *problems) parseFile(path string, from Pos) *node {
 		return nil
 	}
 	p.sources[path] = data
+	if p.order == nil {
+		p.order = map[string]int{}
+	}
+	if _, ok := p.order[path]; !ok {
+		p.order[path] = len(p.order) + 1
+	}
 	root, err := parseTOML(data)
 	if err != nil {
 		var e *Error
@@ -175,8 +181,9 @@ type sourceFile struct {
 
 // dirFiles returns base followed by the *.toml regular files of dir in
 // byte-wise order. A missing dir is fine; a dir that is not a directory
-// is an error. Symbolic links and names starting with '.' (editor and
-// backup files) are skipped.
+// is an error. A symbolic link counts when it leads to a regular file
+// (Kubernetes mounts ConfigMap files as links); names starting with '.'
+// (editor and backup files) are skipped.
 func (c *Config) dirFiles(p *problems, base, dir, dirKey string) []sourceFile {
 	baseKey := "clients"
 	if dirKey == "policies_dir" {
@@ -205,10 +212,22 @@ func (c *Config) dirFiles(p *problems, base, dir, dirKey string) []sourceFile {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || !strings.EqualFold(filepath.Ext(name), ".toml") {
+		if strings.HasPrefix(name, ".") || !strings.EqualFold(filepath.Ext(name), ".toml") {
 			continue
 		}
 		path := filepath.Join(dir, name)
+		if e.Type()&fs.ModeSymlink != 0 {
+			fi, err := os.Stat(path)
+			if err != nil {
+				p.add(Pos{File: path}, "cannot follow link: %v", unwrapPathError(err))
+				continue
+			}
+			if !fi.Mode().IsRegular() {
+				continue
+			}
+		} else if !e.Type().IsRegular() {
+			continue
+		}
 		files = append(files, sourceFile{path, Pos{File: path}})
 	}
 	return files
@@ -270,6 +289,10 @@ func envNode(t reflect.Type, value string) (*node, error) {
 			n.array = append(n.array, &node{kind: kindString, str: item})
 		}
 		return n, nil
+	case t == typeProxyProt && (strings.EqualFold(value, "true") || strings.EqualFold(value, "false")):
+		// The file accepts a boolean here (true = required), so the
+		// environment does too.
+		return &node{kind: kindBool, boolean: strings.EqualFold(value, "true")}, nil
 	case t.Kind() == reflect.Bool:
 		switch strings.ToLower(value) {
 		case "true":

@@ -121,7 +121,15 @@ func TestLoadDirectories(t *testing.T) {
 		"clients.d/link.toml.target/":  "",
 	})
 	dir := filepath.Dir(path)
-	if err := os.Symlink(filepath.Join(dir, "clients.toml"), filepath.Join(dir, "clients.d", "link.toml")); err != nil {
+	// A link to a regular file counts (Kubernetes ConfigMap mounts); a
+	// link to a directory does not.
+	if err := os.WriteFile(filepath.Join(dir, "linked.toml"), []byte("[[client]]\nname = \"linked\"\nip = \"192.0.2.9\"\npolicies = [\"web\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "linked.toml"), filepath.Join(dir, "clients.d", "link.toml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "clients.d", "link.toml.target"), filepath.Join(dir, "clients.d", "dirlink.toml")); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := Load(path, Options{})
@@ -129,7 +137,7 @@ func TestLoadDirectories(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	// Byte-wise order: upper case sorts before lower case.
-	if got, want := names(cfg.Clients), []string{"app", "rest", "B", "a", "b"}; !slices.Equal(got, want) {
+	if got, want := names(cfg.Clients), []string{"app", "rest", "B", "a", "b", "linked"}; !slices.Equal(got, want) {
 		t.Errorf("clients = %v, want %v", got, want)
 	}
 	if got, want := names(cfg.Policies), []string{"web", "deny", "first", "z"}; !slices.Equal(got, want) {
@@ -157,7 +165,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"EXFILGUARD__LOG_QUERIES=TRUE",
 		"EXFILGUARD__LEAF_TTL=3600",
 		"EXFILGUARD__CERT_CACHE_DIR=certs",
-		"EXFILGUARD__PROXY_PROTOCOL=optional",
+		"EXFILGUARD__PROXY_PROTOCOL=true",
 		"EXFILGUARD__PROXY_PROTOCOL_ALLOWED_CIDRS=10.0.0.0/8, 2001:db8::/32",
 		"exfilguard__max_request_body_size=1024",
 	}})
@@ -172,7 +180,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if want := filepath.Join(dir, "certs"); s.CertCacheDir != want {
 		t.Errorf("CertCacheDir = %q, want %q", s.CertCacheDir, want)
 	}
-	if s.ProxyProtocol != ProxyProtocolOptional || !slices.Equal(s.ProxyProtocolAllowedCIDRs, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}) {
+	if s.ProxyProtocol != ProxyProtocolRequired || !slices.Equal(s.ProxyProtocolAllowedCIDRs, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}) {
 		t.Errorf("proxy protocol = %v %v", s.ProxyProtocol, s.ProxyProtocolAllowedCIDRs)
 	}
 }
