@@ -556,3 +556,57 @@ func TestReadRequestHeadDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestSmuggling runs the request smuggling cases of peers §4.6 through
+// the Reader. Every one is refused with 400 except a Transfer-Encoding
+// value with OWS around "chunked": RFC 9110 §5.5 says OWS is not part of
+// a field value, every RFC parser reads it as chunked, and the proxy
+// never forwards the client's framing fields but writes its own.
+func TestSmuggling(t *testing.T) {
+	const post = "POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\n"
+	tests := []struct {
+		name   string
+		head   string
+		reject bool
+	}{
+		{"CL.TE", post + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"TE.CL", post + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n", true},
+		{"TE chunked, identity", post + "Transfer-Encoding: chunked, identity\r\n\r\n", true},
+		{"TE identity, chunked", post + "Transfer-Encoding: identity, chunked\r\n\r\n", true},
+		{"TE xchunked", post + "Transfer-Encoding: xchunked\r\n\r\n", true},
+		{"TE chunked,", post + "Transfer-Encoding: chunked,\r\n\r\n", true},
+		{"TE chunked with CR", post + "Transfer-Encoding: chunked\r\r\n\r\n", true},
+		{"TE twice", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"TE twice, second identity", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", true},
+		{"TE space before colon", post + "Transfer-Encoding : chunked\r\n\r\n", true},
+		{"TE tab before colon", post + "Transfer-Encoding\t: chunked\r\n\r\n", true},
+		{"TE obs-fold", post + "Transfer-Encoding:\r\n chunked\r\n\r\n", true},
+		{"TE vertical tab", post + "Transfer-Encoding:\x0bchunked\r\n\r\n", true},
+		{"CL +5", post + "Content-Length: +5\r\n\r\n", true},
+		{"CL 5, 5", post + "Content-Length: 5, 5\r\n\r\n", true},
+		{"CL twice equal", post + "Content-Length: 5\r\nContent-Length: 5\r\n\r\n", true},
+		{"CL twice different", post + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n", true},
+		{"CL space before colon", post + "Content-Length : 5\r\n\r\n", true},
+		{"bare LF head", "POST http://example.com/ HTTP/1.1\nHost: example.com\nContent-Length: 5\n\n", true},
+		{"bare LF in one line", post + "Content-Length: 5\n\r\n", true},
+		{"obs-fold", post + "X-A: a\r\n Content-Length: 5\r\n\r\n", true},
+		{"NUL in value", post + "X-A: a\x00\r\nContent-Length: 5\r\n\r\n", true},
+		{"bare CR splitting a field", post + "X-A: a\rContent-Length: 5\r\n\r\n", true},
+		{"two Host", post + "Host: evil.example\r\n\r\n", true},
+		{"TE with leading OWS", post + "Transfer-Encoding:  \tchunked\r\n\r\n", false},
+		{"TE with trailing OWS", post + "Transfer-Encoding: chunked \t\r\n\r\n", false},
+		{"TE upper case", post + "Transfer-Encoding: CHUNKED\r\n\r\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _ := newTestReader(t, tt.head, 0)
+			h, err := r.ReadRequestHead()
+			if tt.reject && status(err) != 400 {
+				t.Errorf("ReadRequestHead(%q) = %+v, %v; want status 400", tt.head, h, err)
+			}
+			if !tt.reject && (err != nil || !h.Chunked) {
+				t.Errorf("ReadRequestHead(%q) = %+v, %v; want chunked", tt.head, h, err)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"strconv"
 )
@@ -39,7 +40,7 @@ func (w *Writer) fail(msg string) {
 
 func (w *Writer) ioErr(err error) {
 	if err != nil && w.err == nil {
-		w.err = err
+		w.err = fmt.Errorf("write head: %w", err)
 	}
 }
 
