@@ -58,6 +58,9 @@ type ConnInfo struct {
 	// request must name this authority (else 421).
 	ConnectHost string
 	ConnectPort uint16
+	// ConnectAddrs are the addresses the CONNECT of a bumped tunnel
+	// resolved and vetted; inner requests connect only to these.
+	ConnectAddrs []netip.Addr
 }
 
 type connInfoKey struct{}

@@ -37,6 +37,9 @@ type Target struct {
 	Port   uint16
 	// AllowPrivate is the deciding rule's allow_private_upstream.
 	AllowPrivate bool
+	// Addrs, when set, are the only addresses to connect to: inside a
+	// bumped tunnel, those its CONNECT resolved and vetted.
+	Addrs []netip.Addr
 }
 
 // StatusError is implemented by upstream errors that set the response
@@ -291,6 +294,7 @@ func (ex *exchange) forward() {
 	resp, err := ex.h.Upstream.RoundTrip(out, Target{
 		Scheme: ex.preq.Scheme, Host: ex.preq.Host, Port: ex.preq.Port,
 		AllowPrivate: ex.decision.AllowPrivate,
+		Addrs:        ex.info.ConnectAddrs,
 	})
 	if err != nil {
 		ex.upstreamError(ctx, err)

@@ -93,6 +93,10 @@ type Target struct {
 	Host         string // lower case, IPv6 without brackets
 	Port         uint16
 	AllowPrivate bool
+	// Addrs, when set, are the only addresses to connect to: those the
+	// CONNECT of a bumped tunnel resolved and vetted. They are vetted
+	// again under AllowPrivate, and the name is not resolved again.
+	Addrs []netip.Addr
 }
 
 // errStale marks a failure on a reused connection before any byte of a
