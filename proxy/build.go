@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"fmt"
+
+	"golang.org/x/net/http2"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
 
+	"exfilguard/ca"
 	"exfilguard/conf"
 	"exfilguard/policy"
 	"exfilguard/proxy/pipeline"
@@ -32,12 +35,17 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("listening addresses: %w", err)
 	}
+	authority, err := ca.Open(s.CADir, ca.Options{LeafTTL: s.LeafTTL, CacheDir: s.CertCacheDir, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("CA: %w", err)
+	}
+	dialer := &upstream.Dialer{
+		Resolver:       &upstream.Resolver{Hosts: hosts, Timeout: s.DNSResolveTimeout},
+		ConnectTimeout: s.UpstreamConnectTimeout,
+		Self:           self,
+	}
 	tr := &upstream.Transport{
-		Dialer: &upstream.Dialer{
-			Resolver:       &upstream.Resolver{Hosts: hosts, Timeout: s.DNSResolveTimeout},
-			ConnectTimeout: s.UpstreamConnectTimeout,
-			Self:           self,
-		},
+		Dialer:                  dialer,
 		Roots:                   roots,
 		TLSHandshakeTimeout:     s.TLSHandshakeTimeout,
 		ResponseHeaderTimeout:   s.ResponseHeaderTimeout,
@@ -49,11 +57,14 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 	}
 	srv := &Server{
 		Config: Config{
-			KeepaliveIdleTimeout:    s.ClientKeepaliveIdleTimeout,
-			RequestHeaderTimeout:    s.RequestHeaderTimeout,
-			MaxRequestHeaderSize:    int(s.MaxRequestHeaderSize),
-			RequestBodyIdleTimeout:  s.RequestBodyIdleTimeout,
-			ResponseBodyIdleTimeout: s.ResponseBodyIdleTimeout,
+			KeepaliveIdleTimeout:     s.ClientKeepaliveIdleTimeout,
+			RequestHeaderTimeout:     s.RequestHeaderTimeout,
+			MaxRequestHeaderSize:     int(s.MaxRequestHeaderSize),
+			RequestBodyIdleTimeout:   s.RequestBodyIdleTimeout,
+			ResponseBodyIdleTimeout:  s.ResponseBodyIdleTimeout,
+			TLSHandshakeTimeout:      s.TLSHandshakeTimeout,
+			ConnectTunnelIdleTimeout: s.ConnectTunnelIdleTimeout,
+			ConnectTunnelMaxLifetime: s.ConnectTunnelMaxLifetime,
 		},
 		Handler: &pipeline.Handler{
 			Policies:            policies,
@@ -65,6 +76,12 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 		},
 		Log:       log,
 		transport: tr,
+		dialer:    dialer,
+		authority: authority,
+		// Bumped HTTP/2: idle sessions close like idle HTTP/1.1 ones; the
+		// header list is bounded like an HTTP/1.1 head.
+		h2:     &http2.Server{IdleTimeout: s.ClientKeepaliveIdleTimeout},
+		h2Base: &http.Server{MaxHeaderBytes: int(s.MaxRequestHeaderSize)},
 	}
 	return srv, nil
 }

@@ -30,12 +30,15 @@ const (
 	stateClosed
 )
 
-// conn is one client connection and its HTTP/1.1 request loop.
+// conn is one client connection and its HTTP/1.1 request loop: on the
+// listener (plain), or inside a bumped CONNECT tunnel, where nc is the
+// TLS connection.
 type conn struct {
 	srv   *Server
 	nc    net.Conn
 	peer  netip.AddrPort
 	state atomic.Int32
+	info  *pipeline.ConnInfo
 
 	br *bufio.Reader
 	bw *bufio.Writer
@@ -53,8 +56,12 @@ func (c *conn) closeIfIdle() {
 // the connection, or the server shuts down.
 func (c *conn) serve(ctx context.Context) {
 	defer c.nc.Close()
-	info := &pipeline.ConnInfo{Peer: c.peer, SessionID: pipeline.NewSessionID(), FrontEnd: pipeline.Plain}
-	ctx = pipeline.NewContext(ctx, info)
+	c.info = &pipeline.ConnInfo{Peer: c.peer, SessionID: pipeline.NewSessionID(), FrontEnd: pipeline.Plain}
+	c.loop(pipeline.NewContext(ctx, c.info))
+}
+
+// loop runs the request loop on c.nc; ctx carries c.info.
+func (c *conn) loop(ctx context.Context) {
 	c.br = bufio.NewReaderSize(c.nc, 8<<10)
 	c.bw = bufio.NewWriterSize(c.nc, 8<<10)
 	c.rd = http1.NewReader(c.br, c.srv.Config.MaxRequestHeaderSize)
@@ -91,15 +98,16 @@ func (c *conn) serveOne(ctx context.Context) bool {
 	c.nc.SetReadDeadline(time.Time{})
 	method := string(head.Method)
 
+	bumped := c.info.FrontEnd == pipeline.BumpH1
 	if method == http.MethodConnect {
-		// CONNECT tunnels and bumping arrive with the next issue; until
-		// then a CONNECT is refused without being forwarded.
-		c.reject(ctx, method, http.StatusNotImplemented, "connect_unsupported", "CONNECT is not supported yet")
-		return false
+		if bumped {
+			c.reject(ctx, method, http.StatusBadRequest, pipeline.ReasonInvalidRequest, "CONNECT inside a bumped tunnel")
+			return false
+		}
+		c.serveConnect(ctx, head)
+		return false // the connection is a tunnel now, or closed
 	}
-	// SPEC §5: the listener takes absolute-form only; origin-form means
-	// the client does not know it talks to a proxy.
-	target, err := http1.ParseAbsoluteForm(method, string(head.Target))
+	target, err := c.requestTarget(head, method)
 	if err != nil {
 		c.reject(ctx, method, http.StatusBadRequest, pipeline.ReasonInvalidRequest, err.Error())
 		return false
@@ -119,6 +127,24 @@ func (c *conn) serveOne(ctx context.Context) bool {
 	// otherwise its rest would be taken for the next request head.
 	body := req.Body.(*requestBody)
 	return !w.closeAfter && body.body.Done() && !c.srv.inShutdown.Load()
+}
+
+// requestTarget checks the request form. SPEC §5: the listener takes
+// absolute-form only (origin-form means the client does not know it talks
+// to a proxy); inside a bumped tunnel only origin-form (RFC 9112 §3.2.1)
+// with a Host field, whose value the pipeline compares with the CONNECT.
+func (c *conn) requestTarget(head *http1.RequestHead, method string) (http1.Target, error) {
+	if c.info.FrontEnd != pipeline.BumpH1 {
+		return http1.ParseAbsoluteForm(method, string(head.Target))
+	}
+	target := string(head.Target)
+	if !strings.HasPrefix(target, "/") && !(target == "*" && method == http.MethodOptions) {
+		return http1.Target{}, errors.New("request inside a bumped tunnel is not in origin-form")
+	}
+	if !head.HasHost {
+		return http1.Target{}, errors.New("request inside a bumped tunnel has no Host")
+	}
+	return http1.Target{Scheme: "https", Authority: string(head.Host), PathQuery: target}, nil
 }
 
 // runHandler calls the pipeline and reports whether the response may be
@@ -156,11 +182,7 @@ func (c *conn) rejectHead(ctx context.Context, err error) {
 func (c *conn) reject(ctx context.Context, method string, status int, reason, detail string) {
 	c.srv.Handler.RecordRejected(ctx, method, status, reason, detail)
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.Config.ResponseBodyIdleTimeout))
-	body := http1.DefaultMessage(status)
-	if status == http.StatusNotImplemented {
-		body = "CONNECT is not supported yet\r\n"
-	}
-	http1.WriteResponse(c.bw, status, "", body)
+	http1.WriteResponse(c.bw, status, "", http1.DefaultMessage(status))
 	c.bw.Flush()
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		tc.CloseWrite()

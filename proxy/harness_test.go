@@ -224,14 +224,16 @@ func (p *testProxy) dial(tb testing.TB) net.Conn {
 	return c
 }
 
-// roundTrip sends raw bytes on a new connection and reads one response.
+// roundTrip sends raw bytes on a new connection and reads one response,
+// reading it as the answer to the raw request's method.
 func (p *testProxy) roundTrip(tb testing.TB, raw string) (*http.Response, string) {
 	tb.Helper()
 	c := p.dial(tb)
 	if _, err := io.WriteString(c, raw); err != nil {
 		tb.Fatal(err)
 	}
-	return readResponse(tb, bufio.NewReader(c), "GET")
+	method, _, _ := strings.Cut(raw, " ")
+	return readResponse(tb, bufio.NewReader(c), method)
 }
 
 // readResponse reads one response and its whole body.

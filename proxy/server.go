@@ -5,7 +5,10 @@ package proxy
 
 import (
 	"context"
+	"net/http"
+
 	"errors"
+	"exfilguard/ca"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,6 +18,8 @@ import (
 
 	"exfilguard/proxy/pipeline"
 	"exfilguard/proxy/upstream"
+
+	"golang.org/x/net/http2"
 )
 
 // Config holds the listener's limits and timeouts. Zero values are not
@@ -32,6 +37,13 @@ type Config struct {
 	RequestBodyIdleTimeout time.Duration
 	// ResponseBodyIdleTimeout bounds each write to the client.
 	ResponseBodyIdleTimeout time.Duration
+	// TLSHandshakeTimeout bounds the client TLS handshake of a bump.
+	TLSHandshakeTimeout time.Duration
+	// ConnectTunnelIdleTimeout closes a tunnel with no data either way.
+	ConnectTunnelIdleTimeout time.Duration
+	// ConnectTunnelMaxLifetime bounds a tunnel or bumped session; zero
+	// means no bound.
+	ConnectTunnelMaxLifetime time.Duration
 }
 
 // Server accepts client connections and serves them.
@@ -42,6 +54,13 @@ type Server struct {
 
 	// transport, when set, is closed with the server.
 	transport *upstream.Transport
+	// dialer resolves, vets and dials CONNECT targets.
+	dialer *upstream.Dialer
+	// authority mints the leaves of bumped tunnels.
+	authority *ca.Authority
+	// h2 serves bumped HTTP/2; h2Base carries its limits.
+	h2     *http2.Server
+	h2Base *http.Server
 
 	// baseCtx is the parent of every connection's context; cancelBase
 	// cancels it when the server closes.

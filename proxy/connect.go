@@ -1,0 +1,370 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"exfilguard/policy"
+	"exfilguard/proxy/http1"
+	"exfilguard/proxy/pipeline"
+	"exfilguard/proxy/tlshello"
+	"exfilguard/proxy/upstream"
+)
+
+// Fixed bodies of CONNECT refusals (reference §4.6).
+const (
+	bodyBadConnect      = "invalid CONNECT target\r\n"
+	bodyPrivateConnect  = "CONNECT to private networks is not allowed\r\n"
+	bodyResolveFailed   = "failed to resolve CONNECT target\r\n"
+	establishedResponse = "HTTP/1.1 200 Connection Established\r\nProxy-Agent: exfilguard\r\n\r\n"
+)
+
+// Reason words of CONNECT records beyond the pipeline's.
+const (
+	reasonSNIMismatch  = "sni_mismatch"
+	reasonTLSHandshake = "tls_handshake_failed"
+	reasonTLSMalformed = "tls_malformed"
+	reasonIdle         = "tunnel_idle"
+	reasonLifetime     = "tunnel_max_lifetime"
+)
+
+// maxHelloPeek bounds the bytes read while looking for the ClientHello's
+// server name: a TLS record carries at most 16 KiB (RFC 8446 §5.1), and a
+// hello larger than one record is rare.
+const maxHelloPeek = 16<<10 + 5 + 1024
+
+// serveConnect handles a CONNECT (SPEC §5 "CONNECT"): it decides through
+// the pipeline, resolves and vets the target, and then tunnels or bumps.
+// The connection never returns to the request loop.
+func (c *conn) serveConnect(ctx context.Context, head *http1.RequestHead) {
+	h := c.srv.Handler
+	rec := &pipeline.ConnectRecord{Start: time.Now()}
+	defer func() { h.RecordConnect(ctx, rec) }()
+
+	// RFC 9110 §9.3.6: a CONNECT request has no content.
+	if head.Framing() != http1.BodyNone {
+		c.refuseConnect(rec, http.StatusBadRequest, "", bodyBadConnect, "ERROR", pipeline.ReasonInvalidRequest, "CONNECT with a body")
+		return
+	}
+	t, err := http1.ParseAuthorityForm(string(head.Target))
+	if err != nil {
+		c.refuseConnect(rec, http.StatusBadRequest, "", bodyBadConnect, "ERROR", pipeline.ReasonInvalidRequest, err.Error())
+		return
+	}
+	host := strings.TrimSuffix(strings.ToLower(t.Host), ".")
+	rec.Host, rec.Port = host, t.Port
+	d := h.DecideConnect(ctx, host, t.Port)
+	rec.Decision, rec.Decided = d, true
+	if d.Action == policy.Deny {
+		c.refuseConnect(rec, d.Status, d.Phrase, d.Body, "DENY", string(d.Reason), "")
+		return
+	}
+	addrs, err := c.srv.dialer.ResolveVetted(ctx, host, t.Port, d.AllowPrivate)
+	if err != nil {
+		c.refuseUpstream(rec, err)
+		return
+	}
+	if d.Action == policy.Tunnel {
+		c.tunnel(ctx, rec, host, t.Port, addrs, d.AllowPrivate)
+		return
+	}
+	c.bump(ctx, rec, host, t.Port, addrs)
+}
+
+// refuseConnect answers a CONNECT with one of the proxy's fixed responses.
+func (c *conn) refuseConnect(rec *pipeline.ConnectRecord, status int, phrase, body, action, reason, detail string) {
+	rec.Fail(status, action, reason, detail)
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.Config.ResponseBodyIdleTimeout))
+	if err := http1.WriteResponse(c.bw, status, phrase, body); err != nil {
+		rec.Detail = err.Error()
+	}
+	c.bw.Flush()
+}
+
+// refuseUpstream answers a failure to resolve, vet or connect.
+func (c *conn) refuseUpstream(rec *pipeline.ConnectRecord, err error) {
+	var ue *upstream.Error
+	if !errors.As(err, &ue) {
+		c.refuseConnect(rec, http.StatusBadGateway, "", http1.MsgUpstreamFailed, "ERROR", pipeline.ReasonUpstreamFailed, err.Error())
+		return
+	}
+	switch ue.Kind {
+	case upstream.KindPrivate:
+		c.refuseConnect(rec, http.StatusForbidden, "", bodyPrivateConnect, "DENY", pipeline.ReasonPrivateAddress, err.Error())
+	case upstream.KindResolve:
+		c.refuseConnect(rec, http.StatusBadGateway, "", bodyResolveFailed, "ERROR", ue.Reason(), err.Error())
+	case upstream.KindInvalidHost:
+		c.refuseConnect(rec, http.StatusBadRequest, "", bodyBadConnect, "ERROR", pipeline.ReasonInvalidRequest, err.Error())
+	default:
+		c.refuseConnect(rec, ue.Status(), "", http1.DefaultMessage(ue.Status()), "ERROR", ue.Reason(), err.Error())
+	}
+}
+
+// established sends the 200 that opens a tunnel.
+func (c *conn) established(rec *pipeline.ConnectRecord) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.Config.ConnectTunnelIdleTimeout))
+	if _, err := io.WriteString(c.bw, establishedResponse); err != nil {
+		return err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	c.nc.SetWriteDeadline(time.Time{})
+	rec.Status, rec.Action = http.StatusOK, "ALLOW"
+	rec.Reason = string(rec.Decision.Reason)
+	return nil
+}
+
+// clientReader returns a reader of everything the client sends from now
+// on: the bytes it pipelined after the CONNECT head (already in c.br;
+// SPEC §5 keeps them, unlike the original) and then the connection.
+func (c *conn) clientReader(size int) *bufio.Reader {
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	prefix := bytes.Clone(buffered)
+	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(prefix), c.nc), size)
+}
+
+// tunnel connects to the vetted addresses and relays bytes both ways
+// untouched, after checking that a TLS ClientHello names the CONNECT host.
+func (c *conn) tunnel(ctx context.Context, rec *pipeline.ConnectRecord, host string, port uint16, addrs []netip.Addr, allowPrivate bool) {
+	up, err := c.srv.dialer.DialAddrs(ctx, addrs, port, allowPrivate)
+	if err != nil {
+		c.refuseUpstream(rec, err)
+		return
+	}
+	defer up.Close()
+	rec.Upstream = up.RemoteAddr().String()
+	if err := c.established(rec); err != nil {
+		rec.Fail(0, "ERROR", pipeline.ReasonClientGone, err.Error())
+		return
+	}
+	client := c.clientReader(maxHelloPeek)
+	tn := &tunnelConns{client: c.nc, upstream: up, idle: c.srv.Config.ConnectTunnelIdleTimeout}
+	tn.touch()
+
+	// Relay upstream → client at once (some protocols speak first) while
+	// the client's first bytes are checked.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tn.copyToClient()
+	}()
+	stop := tn.watch(c.srv.Config.ConnectTunnelMaxLifetime)
+
+	// SPEC §5 tunnel SNI check: a ClientHello naming another host than
+	// the CONNECT is domain fronting; close before it reaches the upstream.
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.Config.ConnectTunnelIdleTimeout))
+	name, isTLS, err := tlshello.ReadServerName(client, maxHelloPeek)
+	c.nc.SetReadDeadline(time.Time{})
+	var ne net.Error
+	switch {
+	case err != nil && (tn.ended.Load() != nil || errors.As(err, &ne)):
+		// The watchdog ended the tunnel, or the client went silent or
+		// away before its first bytes: not a malformed hello.
+		tn.close()
+	case err != nil && !errors.Is(err, io.EOF):
+		rec.Fail(rec.Status, "DENY", reasonTLSMalformed, "client hello: "+err.Error())
+		tn.close()
+	case isTLS && name != "" && name != host:
+		rec.Fail(rec.Status, "DENY", reasonSNIMismatch, fmt.Sprintf("ClientHello server name %q differs from the CONNECT host", name))
+		tn.close()
+	default:
+		tn.copyToUpstream(client)
+	}
+	wg.Wait()
+	stop()
+	rec.BytesIn, rec.BytesOut = tn.in.Load(), tn.out.Load()
+	if r := tn.ended.Load(); r != nil && rec.Reason != reasonSNIMismatch && rec.Reason != reasonTLSMalformed {
+		rec.Reason = *r
+	}
+}
+
+// tunnelConns relays a tunnel's two directions, tracking the last byte
+// moved either way for the shared idle timeout (SPEC §5: idle means no
+// data in either direction).
+type tunnelConns struct {
+	client, upstream net.Conn
+	idle             time.Duration
+	last             atomic.Int64 // unix nanoseconds of the last byte moved
+	in, out          atomic.Int64 // bytes from and to the client
+	ended            atomic.Pointer[string]
+	closeOnce        sync.Once
+}
+
+func (t *tunnelConns) touch() { t.last.Store(time.Now().UnixNano()) }
+
+// close ends both directions; nothing is written into the tunnel.
+func (t *tunnelConns) close() {
+	t.closeOnce.Do(func() {
+		t.client.Close()
+		t.upstream.Close()
+	})
+}
+
+// watch closes the tunnel when it is idle in both directions or its
+// lifetime (0 = none) ends; the returned func stops watching.
+func (t *tunnelConns) watch(lifetime time.Duration) (stop func()) {
+	done := make(chan struct{})
+	tick := max(t.idle/8, 10*time.Millisecond)
+	var deadline <-chan time.Time
+	var timer *time.Timer
+	if lifetime > 0 {
+		timer = time.NewTimer(lifetime)
+		deadline = timer.C
+	}
+	go func() {
+		ticker := time.NewTicker(tick)
+		defer ticker.Stop()
+		if timer != nil {
+			defer timer.Stop()
+		}
+		for {
+			select {
+			case <-done:
+				return
+			case <-deadline:
+				r := reasonLifetime
+				t.ended.CompareAndSwap(nil, &r)
+				t.close()
+				return
+			case <-ticker.C:
+				if time.Since(time.Unix(0, t.last.Load())) > t.idle {
+					r := reasonIdle
+					t.ended.CompareAndSwap(nil, &r)
+					t.close()
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
+}
+
+// copyToUpstream relays client → upstream, then half-closes the upstream.
+func (t *tunnelConns) copyToUpstream(src io.Reader) {
+	t.relay(t.upstream, src, &t.in)
+}
+
+// copyToClient relays upstream → client, then half-closes the client.
+func (t *tunnelConns) copyToClient() {
+	t.relay(t.client, t.upstream, &t.out)
+}
+
+// relay copies src to dst through a pooled buffer, marking activity for
+// the idle timer after every transfer. At EOF it half-closes dst (the
+// other direction goes on); on an error it ends the whole tunnel.
+func (t *tunnelConns) relay(dst net.Conn, src io.Reader, count *atomic.Int64) {
+	buf := relayBufPool.Get().(*[32 << 10]byte)
+	defer relayBufPool.Put(buf)
+	for {
+		n, rerr := src.Read(buf[:])
+		if n > 0 {
+			t.touch()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				t.close()
+				return
+			}
+			count.Add(int64(n))
+			t.touch()
+		}
+		if rerr == io.EOF {
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			} else {
+				t.close()
+			}
+			return
+		}
+		if rerr != nil {
+			t.close()
+			return
+		}
+	}
+}
+
+var relayBufPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// bump terminates the client's TLS with a leaf minted for the CONNECT
+// host and serves the requests inside through the pipeline: HTTP/2 when
+// the client negotiates it, HTTP/1.1 otherwise (SPEC §5 "Bump").
+func (c *conn) bump(ctx context.Context, rec *pipeline.ConnectRecord, host string, port uint16, addrs []netip.Addr) {
+	if err := c.established(rec); err != nil {
+		rec.Fail(0, "ERROR", pipeline.ReasonClientGone, err.Error())
+		return
+	}
+	var sniMismatch atomic.Bool
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			// SPEC §5: a client SNI other than the CONNECT host fails the
+			// handshake (domain fronting).
+			if sni := strings.TrimSuffix(strings.ToLower(hello.ServerName), "."); sni != "" && sni != host {
+				sniMismatch.Store(true)
+				return nil, fmt.Errorf("server name %q differs from the CONNECT host", hello.ServerName)
+			}
+			return c.srv.authority.Leaf(hello.Context(), host)
+		},
+	}
+	tc := tls.Server(&prefixConn{Conn: c.nc, r: c.clientReader(4 << 10)}, cfg)
+	hctx, cancel := context.WithTimeout(ctx, c.srv.Config.TLSHandshakeTimeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		reason := reasonTLSHandshake
+		if sniMismatch.Load() {
+			reason = reasonSNIMismatch
+			rec.Action = "DENY"
+		} else {
+			rec.Action = "ERROR"
+		}
+		rec.Reason, rec.Detail = reason, "client TLS handshake: "+err.Error()
+		return
+	}
+	defer tc.Close()
+	if lt := c.srv.Config.ConnectTunnelMaxLifetime; lt > 0 {
+		timer := time.AfterFunc(lt, func() { tc.Close() })
+		defer timer.Stop()
+	}
+	info := &pipeline.ConnInfo{
+		Peer: c.peer, SessionID: c.info.SessionID, FrontEnd: pipeline.BumpH1,
+		ConnectHost: host, ConnectPort: port, ConnectAddrs: addrs,
+	}
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		info.FrontEnd = pipeline.BumpH2
+		c.srv.h2.ServeConn(tc, &http2.ServeConnOpts{
+			Context:    pipeline.NewContext(ctx, info),
+			Handler:    c.srv.Handler,
+			BaseConfig: c.srv.h2Base,
+		})
+		return
+	}
+	inner := &conn{srv: c.srv, nc: tc, peer: c.peer, info: info}
+	inner.state.Store(stateActive)
+	inner.loop(pipeline.NewContext(ctx, info))
+}
+
+// prefixConn is a net.Conn whose reads come from r: the bytes the client
+// pipelined after the CONNECT head, then the connection.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
