@@ -174,8 +174,13 @@ func (c *conn) tunnel(ctx context.Context, rec *pipeline.ConnectRecord, host str
 	var ne net.Error
 	switch {
 	case err != nil && (tn.ended.Load() != nil || errors.As(err, &ne)):
-		// The watchdog ended the tunnel, or the client went silent or
-		// away before its first bytes: not a malformed hello.
+		// The watchdog ended the tunnel, or the client stayed silent for
+		// the idle timeout (the read deadline) or went away before its
+		// first bytes: not a malformed hello.
+		if ne != nil && ne.Timeout() {
+			r := reasonIdle
+			tn.ended.CompareAndSwap(nil, &r)
+		}
 		tn.close()
 	case err != nil && !errors.Is(err, io.EOF):
 		rec.Fail(rec.Status, "DENY", reasonTLSMalformed, "client hello: "+err.Error())
