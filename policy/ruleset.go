@@ -371,6 +371,11 @@ func (r *rule) matchMethod(v *view) bool {
 // DecideConnect does not allocate.
 func (rs *Ruleset) DecideConnect(client netip.Addr, host string, port uint16) Decision {
 	c := rs.client(client)
+	if port == 0 {
+		// A CONNECT names its port (RFC 9110 §9.3.6); 0 is no port and
+		// must not fall back to 443.
+		return defaultDeny(c)
+	}
 	var v view
 	v.init("CONNECT", "https", host, port, "")
 	// skipped is the first narrower DENY that matched the authority. Its

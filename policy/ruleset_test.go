@@ -244,6 +244,9 @@ func TestTunnelAfterNarrowerDeny(t *testing.T) {
 	if d := rs.DecideConnect(client, "other.h.example", 443); d.Action == Tunnel {
 		t.Errorf("DecideConnect(other.h.example) = %v; the pattern does not cover it", d)
 	}
+	if d := rs.DecideConnect(client, "other.h.example", 0); d.Action != Deny || d.Reason != ReasonDefaultDeny {
+		t.Errorf("DecideConnect(port 0) = %v, want the default deny", d)
+	}
 	rs = oneClient(t,
 		policyOf("guard", deny(t, 451, "https://h.example/admin/**")),
 		policyOf("tunnels", tunnel(t, "https://*.example/**")),
