@@ -105,7 +105,7 @@ func ParseURLPattern(s string) (*URLPattern, error) {
 	case port == "*":
 		p.AnyPort = true
 	default:
-		n, ok := parsePort(port)
+		n, ok := ParsePort(port)
 		if !ok {
 			return nil, fmt.Errorf("url_pattern port %q must be a decimal number from 1 to 65535, or *", port)
 		}
@@ -153,9 +153,10 @@ func splitPatternHostPort(hp string) (host, port string, err error) {
 	return host, port, nil
 }
 
-// parsePort parses a port: plain decimal digits, no sign, no leading zero,
-// 1–65535.
-func parsePort(s string) (uint16, bool) {
+// ParsePort parses a port: plain decimal digits, no sign, no leading zero,
+// 1–65535. Patterns, policy tests and requests all use it, so that a port
+// has one spelling everywhere.
+func ParsePort(s string) (uint16, bool) {
 	if s == "" || len(s) > 5 || s[0] == '0' {
 		return 0, false
 	}
@@ -200,7 +201,7 @@ func (p *URLPattern) parseHost(host string) error {
 	// A name whose last label is numeric is an IPv4 address or nothing
 	// (WHATWG URL "ends in a number"): octal, hex and short forms such as
 	// 0177.0.0.1, 0x7f.1 or 2130706433 are refused rather than guessed at.
-	if isNumericLabel(last) {
+	if IsNumericLabel(last) {
 		a, err := netip.ParseAddr(host)
 		if err != nil || !a.Is4() {
 			return fmt.Errorf("url_pattern host %q is not a valid IPv4 address (only dotted-decimal a.b.c.d is accepted)", host)
@@ -217,8 +218,10 @@ func (p *URLPattern) parseHost(host string) error {
 	return nil
 }
 
-// isNumericLabel reports whether l is all decimal digits or a 0x number.
-func isNumericLabel(l string) bool {
+// IsNumericLabel reports whether l is all decimal digits or a 0x number.
+// A host whose last label is numeric is an IPv4 address or nothing: url
+// patterns and request hosts must agree on that, so both use this.
+func IsNumericLabel(l string) bool {
 	if l == "" {
 		return false
 	}

@@ -406,7 +406,7 @@ func checkTestURL(u string, connect bool) string {
 		if i <= 0 || strings.Contains(u, "/") {
 			return fmt.Sprintf("url %q of a CONNECT test must be host:port", u)
 		}
-		if _, ok := parsePort(u[i+1:]); !ok {
+		if _, ok := ParsePort(u[i+1:]); !ok {
 			return fmt.Sprintf("url %q of a CONNECT test needs a port from 1 to 65535", u)
 		}
 		return ""

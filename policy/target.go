@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"exfilguard/conf"
 )
 
 // NewRequest builds the Request that a policy test (SPEC §9) or
@@ -108,7 +110,7 @@ func splitHostPort(hp string, needPort bool) (host string, port uint16, err erro
 		}
 	}
 	if hasPort {
-		p, ok := parsePort(portStr)
+		p, ok := conf.ParsePort(portStr)
 		if !ok {
 			return "", 0, fmt.Errorf("port %q must be a decimal number from 1 to 65535", portStr)
 		}
@@ -117,23 +119,4 @@ func splitHostPort(hp string, needPort bool) (host string, port uint16, err erro
 		return "", 0, errors.New("no port")
 	}
 	return strings.ToLower(host), port, nil
-}
-
-// parsePort parses plain decimal digits without sign or leading zero,
-// 1–65535.
-func parsePort(s string) (uint16, bool) {
-	if s == "" || len(s) > 5 || s[0] == '0' {
-		return 0, false
-	}
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-		n = n*10 + int(s[i]-'0')
-	}
-	if n > 65535 {
-		return 0, false
-	}
-	return uint16(n), true
 }

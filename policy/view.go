@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"strings"
+
+	"exfilguard/conf"
 )
 
 // view is a request prepared once for matching against every rule. It
@@ -83,7 +85,7 @@ func (h *hostView) init(host string) {
 	if !h.scanName(name) {
 		return
 	}
-	if isNumericLabel(name[h.starts[h.nlabels-1]:]) {
+	if conf.IsNumericLabel(name[h.starts[h.nlabels-1]:]) {
 		// A name ending in a number is an IPv4 address or nothing (the
 		// WHATWG URL rule conf uses too): "10.0.0.1" is an address, while
 		// "0x7f.1" or "2130706433" match no pattern but "*" (peers §4.4).
@@ -191,21 +193,4 @@ func checkName(s string) (labels int, ok bool) {
 		return 0, false
 	}
 	return labels, true
-}
-
-// isNumericLabel reports whether l is all decimal digits or starts with
-// 0x, as conf's url_pattern parser decides.
-func isNumericLabel(l string) bool {
-	if l == "" {
-		return false
-	}
-	if len(l) >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X') {
-		return true
-	}
-	for i := 0; i < len(l); i++ {
-		if l[i] < '0' || l[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
