@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,34 +124,6 @@ func newConnectEnv(tb testing.TB, extraSettings string) *connectEnv {
 	env.roots = x509.NewCertPool()
 	env.roots.AppendCertsFromPEM(root)
 	return env
-}
-
-// newTLSUpstream is a recording HTTPS origin speaking h2 and HTTP/1.1.
-func newTLSUpstream(tb testing.TB) *upstreamRecorder {
-	tb.Helper()
-	u := &upstreamRecorder{}
-	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return
-		}
-		u.mu.Lock()
-		u.paths = append(u.paths, r.RequestURI)
-		u.bodies = append(u.bodies, string(body))
-		u.headers = append(u.headers, r.Header.Clone())
-		u.hosts = append(u.hosts, r.Host)
-		u.mu.Unlock()
-		fmt.Fprintf(w, "ok %s", r.Proto)
-	}))
-	u.EnableHTTP2 = true
-	u.Config.ConnState = func(c net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			u.newConns.Add(1)
-		}
-	}
-	u.StartTLS()
-	tb.Cleanup(u.Close)
-	return u
 }
 
 func (env *connectEnv) echoPort() string {

@@ -37,6 +37,18 @@ type upstreamRecorder struct {
 
 func newUpstream(tb testing.TB, h http.HandlerFunc) *upstreamRecorder {
 	tb.Helper()
+	return startRecorder(tb, h, false)
+}
+
+// newTLSUpstream is a recording HTTPS origin speaking h2 and HTTP/1.1; it
+// answers "ok " and the protocol the request came in.
+func newTLSUpstream(tb testing.TB) *upstreamRecorder {
+	tb.Helper()
+	return startRecorder(tb, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.Proto) }, true)
+}
+
+func startRecorder(tb testing.TB, h http.HandlerFunc, useTLS bool) *upstreamRecorder {
+	tb.Helper()
 	u := &upstreamRecorder{handler: h}
 	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -61,7 +73,12 @@ func newUpstream(tb testing.TB, h http.HandlerFunc) *upstreamRecorder {
 			u.newConns.Add(1)
 		}
 	}
-	u.Start()
+	if useTLS {
+		u.EnableHTTP2 = true
+		u.StartTLS()
+	} else {
+		u.Start()
+	}
 	tb.Cleanup(u.Close)
 	return u
 }
