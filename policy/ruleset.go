@@ -95,9 +95,11 @@ func methodBit(m string) methodSet {
 const anyMethods = methodSet(1<<9-1) &^ (1 << 5)
 
 // Compile turns validated configuration into a Ruleset. conf's validator
-// has checked the configuration; Compile still rechecks every invariant
-// the decisions rely on and returns a conf.ErrorList instead of compiling
-// something that would decide differently than the file reads.
+// has checked the configuration; Compile still rechecks the per-rule and
+// per-client invariants the decisions rely on (one fallback, rule
+// vocabulary, DENY responses) and returns a conf.ErrorList instead of
+// compiling something that would decide differently than the file reads.
+// Overlapping selectors are the validator's alone to reject.
 func Compile(cfg *conf.Config) (*Ruleset, error) {
 	if cfg == nil {
 		return nil, errors.New("compile policies: nil config")
