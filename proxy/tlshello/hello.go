@@ -31,8 +31,14 @@ const (
 	recordHeaderLen = 5
 	// RFC 8446 §5.1: "The length MUST NOT exceed 2^14 bytes."
 	maxFragment = 1 << 14
-	// RFC 8446 §5.1 ContentType handshake(22).
+	// RFC 8446 §5.1 ContentType alert(21) and handshake(22).
+	contentTypeAlert     = 21
 	contentTypeHandshake = 22
+	// notTLSMajor is the least first version byte that no TLS stack takes
+	// as the start of a connection. crypto/tls takes any version below
+	// 0x1000 on a first record ("if the version is >= 16.0, it's probably
+	// not real"); OpenSSL and BoringSSL take any 0x03xx.
+	notTLSMajor = 0x10
 	// RFC 8446 §4 Handshake: msg_type(1), length(3).
 	handshakeHeaderLen = 4
 	// RFC 8446 §4 HandshakeType client_hello(1).
@@ -61,7 +67,7 @@ func (e helloError) Error() string { return "read ClientHello: " + string(e) }
 const (
 	errTruncated       = helloError("vector longer than its enclosing data")
 	errTooLarge        = helloError("larger than the limit")
-	errRecordType      = helloError("record of another content type inside the handshake")
+	errRecordType      = helloError("record of another content type than handshake before the end of the ClientHello")
 	errRecordVersion   = helloError("bad record version")
 	errEmptyRecord     = helloError("zero-length handshake record")
 	errRecordOverflow  = helloError("record longer than 2^14 bytes")
@@ -90,18 +96,26 @@ const (
 // no server_name. It consumes nothing: every byte stays buffered in br for
 // the caller to forward.
 //
-// isTLS is false, with a nil error, when the first bytes are not a TLS
-// handshake record header (content type 22, version 0x0300 to 0x0304): such
-// a payload is not TLS and is not checked. It is also false, with a nil
-// error, when br is at EOF before its first byte: nothing was sent, so
+// isTLS is false, with a nil error, when the first bytes cannot start a
+// TLS connection: such a payload is not checked. It is also false, with a
+// nil error, when br is at EOF before its first byte: nothing was sent, so
 // there is nothing to check. isTLS is false with an error only when reading
 // the first byte failed otherwise (a deadline, say).
 //
-// Once the first bytes look like TLS, isTLS is true and any problem is an
-// error, on which the caller should close the tunnel: a malformed or
-// truncated hello (a truncation at EOF wraps io.ErrUnexpectedEOF), a hello
-// that is not the first handshake message, one over max, or a read error
-// (wrapped, so errors.Is(err, os.ErrDeadlineExceeded) works).
+// "Can start a TLS connection" is wider than a well-formed ClientHello
+// record, because an upstream is what decides: crypto/tls takes any record
+// version below 0x1000 on a first record, and both crypto/tls and OpenSSL
+// drop warning alerts sent before the ClientHello. A payload that skipped
+// the check that way would reach the upstream unchecked, so isTLS is true
+// when the first byte is 22 (handshake) or 21 (alert) and the second is
+// below 0x10; only a handshake record of version 0x0300 to 0x0304 is then
+// accepted, and anything else, a leading alert included, is an error.
+//
+// Once isTLS is true, any problem is an error, on which the caller should
+// close the tunnel: a malformed or truncated hello (a truncation at EOF
+// wraps io.ErrUnexpectedEOF), a hello that is not the first handshake
+// message, one over max, or a read error (wrapped, so errors.Is(err,
+// os.ErrDeadlineExceeded) works).
 //
 // max bounds the bytes peeked for the hello, record headers included; a
 // hello over max is an error. Peek cannot see more than br's buffer, so br
@@ -112,8 +126,10 @@ const (
 // ReadServerName blocks in Peek until the whole hello has arrived (a
 // hello may be split over several records, RFC 8446 §5.1), or EOF, or an
 // error. A peer that sends part of a hello and waits would hold it forever,
-// and so would one that sends nothing because it expects the server to
-// speak first: the caller sets a read deadline on the connection first.
+// and so would one that sends nothing because it waits for the server to
+// speak first (SSH, SMTP): the caller sets a read deadline on the
+// connection first, and relays the upstream's bytes to the client
+// meanwhile.
 // The bytes peeked are never more than max, so a hello whose length says
 // it is over max fails as soon as its header is seen, without waiting.
 func ReadServerName(br *bufio.Reader, max int) (name string, isTLS bool, err error) {
@@ -125,13 +141,13 @@ func ReadServerName(br *bufio.Reader, max int) (name string, isTLS bool, err err
 		}
 		return "", false, fmt.Errorf("read ClientHello: %w", err)
 	}
-	if b[0] != contentTypeHandshake {
+	if b[0] != contentTypeHandshake && b[0] != contentTypeAlert {
 		return "", false, nil
 	}
-	// Only now wait for two more bytes: a payload whose first byte is not
-	// 22 never waits for a second one.
-	b, err = br.Peek(3)
-	if !recordPrefix(b) {
+	// Only now wait for a second byte: a payload whose first byte is
+	// neither never waits.
+	b, err = br.Peek(2)
+	if len(b) == 2 && b[1] >= notTLSMajor {
 		return "", false, nil
 	}
 	if err != nil {
@@ -157,7 +173,7 @@ func ReadServerName(br *bufio.Reader, max int) (name string, isTLS bool, err err
 		switch {
 		case h[0] != contentTypeHandshake:
 			return "", true, errRecordType
-		case !recordPrefix(h):
+		case !plausibleVersion(h):
 			return "", true, errRecordVersion
 		}
 		n := int(h[3])<<8 | int(h[4])
@@ -206,16 +222,10 @@ func ReadServerName(br *bufio.Reader, max int) (name string, isTLS bool, err err
 	return name, true, err
 }
 
-// recordPrefix reports whether b, which may be shorter than a record
-// header, starts like a handshake record with a plausible version: 0x03
-// 0x00 (SSL 3.0) to 0x03 0x04. RFC 8446 §5.1 allows 0x0301 on an initial
-// ClientHello and 0x0303 otherwise; a TLS 1.3 hello says 0x0304 nowhere
-// here, but a stack may.
-func recordPrefix(b []byte) bool {
-	return len(b) > 0 && b[0] == contentTypeHandshake &&
-		(len(b) < 2 || b[1] == 3) &&
-		(len(b) < 3 || b[2] <= 4)
-}
+// plausibleVersion reports whether the record header h has a version from
+// 0x0300 (SSL 3.0) to 0x0304. RFC 8446 §5.1 wants 0x0301 or 0x0303 on a
+// ClientHello; the rest of the range does no harm.
+func plausibleVersion(h []byte) bool { return h[1] == 3 && h[2] <= 4 }
 
 // peek returns br's first n bytes, or an error if n is over max or fewer
 // than n bytes come.
@@ -493,25 +503,26 @@ func (c *cursor) take(n int, dst []byte) {
 func (c *cursor) skip(n int)      { c.take(n, nil) }
 func (c *cursor) read(dst []byte) { c.take(len(dst), dst) }
 
+// u8 and u16 read big-endian integers (RFC 8446 §3.3).
 func (c *cursor) u8() int {
-	if c.err != nil {
-		return 0
-	}
-	if c.left < 1 {
-		c.fail(errTruncated)
-		return 0
-	}
-	if !c.next() {
-		return 0
-	}
-	b := c.buf[c.i]
-	c.i++
-	c.frag--
-	c.left--
-	return int(b)
+	var b [1]byte
+	c.read(b[:])
+	return int(b[0])
 }
 
-func (c *cursor) u16() int { return c.u8()<<8 | c.u8() }
+func (c *cursor) u16() int {
+	// Fast path: both bytes in the current fragment.
+	if c.err == nil && c.left >= 2 && c.frag >= 2 && c.i+2 <= len(c.buf) {
+		v := int(c.buf[c.i])<<8 | int(c.buf[c.i+1])
+		c.i += 2
+		c.frag -= 2
+		c.left -= 2
+		return v
+	}
+	var b [2]byte
+	c.read(b[:])
+	return int(b[0])<<8 | int(b[1])
+}
 
 // sub returns the next n bytes as a cursor of their own and moves c past
 // them. If c fails, so does the cursor returned.
