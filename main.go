@@ -11,6 +11,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,10 +27,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"exfilguard/conf"
 	"exfilguard/policy"
 	"exfilguard/proxy"
+	"exfilguard/proxy/metrics"
 )
 
 // version is stamped by the Makefile (-ldflags "-X main.version=...").
@@ -180,7 +184,28 @@ func serve(cfg *conf.Config, rs *policy.Ruleset, stdout io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("listen on %s: %w", s.Listen, err)
 	}
-	srv, err := proxy.New(s, &policies, log, []netip.AddrPort{bound})
+	set := metrics.New(metrics.Options{Version: versionString()})
+	set.Loaded(policyInfo(cfg), time.Now())
+	listening := []netip.AddrPort{bound}
+	var metricsSrv *metrics.Server
+	if s.MetricsListen.IsValid() {
+		mln, err := net.Listen("tcp", s.MetricsListen.String())
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics_listen on %s: %w", s.MetricsListen, err)
+		}
+		if metricsSrv, err = metrics.NewServer(set.Handler(), s.MetricsTLSCert, s.MetricsTLSKey, slog.NewLogLogger(log.Handler(), slog.LevelWarn)); err != nil {
+			ln.Close()
+			mln.Close()
+			return fmt.Errorf("metrics TLS: %w", err)
+		}
+		mbound, _ := netip.ParseAddrPort(mln.Addr().String())
+		listening = append(listening, mbound)
+		go metricsSrv.Serve(mln)
+		defer metricsSrv.Close()
+		log.Info("metrics endpoint started", slog.String("address", mbound.String()), slog.Bool("tls", s.MetricsTLSCert != ""))
+	}
+	srv, err := proxy.New(s, &policies, log, listening, set)
 	if err != nil {
 		ln.Close()
 		return err
@@ -200,7 +225,7 @@ func serve(cfg *conf.Config, rs *policy.Ruleset, stdout io.Writer) error {
 			return fmt.Errorf("serve: %w", err)
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				reload(cfg, &policies, log)
+				reload(cfg, &policies, log, set)
 				continue
 			}
 			log.Info("shutting down", slog.String("signal", sig.String()), slog.Duration("grace_period", s.ShutdownGracePeriod))
@@ -228,7 +253,7 @@ func serve(cfg *conf.Config, rs *policy.Ruleset, stdout io.Writer) error {
 // reload re-reads the clients and policies files (not the main file),
 // validates and compiles them and runs their policy tests; only then does
 // the new snapshot replace the old one (SPEC §8).
-func reload(cfg *conf.Config, policies *atomic.Pointer[policy.Ruleset], log *slog.Logger) {
+func reload(cfg *conf.Config, policies *atomic.Pointer[policy.Ruleset], log *slog.Logger, set *metrics.Set) {
 	log.Info("received SIGHUP; reloading clients and policies")
 	next, err := cfg.ReloadPolicies()
 	var rs *policy.Ruleset
@@ -248,10 +273,34 @@ func reload(cfg *conf.Config, policies *atomic.Pointer[policy.Ruleset], log *slo
 		var b strings.Builder
 		printProblems(&b, err)
 		log.Error("configuration reload failed; the previous policies stay in force", slog.String("problems", strings.TrimSpace(b.String())))
+		set.ReloadFailed()
 		return
 	}
 	policies.Store(rs)
+	set.Reloaded(policyInfo(next), time.Now())
 	log.Info("configuration reloaded", slog.Int("client_count", len(next.Clients)), slog.Int("policy_count", len(next.Policies)))
+}
+
+// policyInfo describes the loaded clients and policies for the metrics:
+// their names, and a SHA-256 of the files they came from.
+func policyInfo(cfg *conf.Config) metrics.Policies {
+	h := sha256.New()
+	for _, f := range cfg.Files[1:] {
+		data, _ := os.ReadFile(f)
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
+		h.Write(data)
+	}
+	p := metrics.Policies{Hash: hex.EncodeToString(h.Sum(nil))[:16]}
+	for _, c := range cfg.Clients {
+		p.Clients = append(p.Clients, c.Name)
+	}
+	for _, pol := range cfg.Policies {
+		p.Policies = append(p.Policies, pol.Name)
+		for i := range pol.Rules {
+			p.Rules = append(p.Rules, fmt.Sprintf("%s#%d", pol.Name, i))
+		}
+	}
+	return p
 }
 
 // newLogger returns the process logger: JSON or text on stdout.

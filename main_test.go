@@ -389,3 +389,104 @@ func TestExplainDespiteFailingTest(t *testing.T) {
 		t.Errorf("explain = %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// logAddress finds the address logged with msg in JSON logs.
+func logAddress(tb testing.TB, logs, msg string) string {
+	tb.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		var rec struct{ Msg, Address string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
+			return rec.Address
+		}
+	}
+	tb.Fatalf("no %q line in logs:\n%s", msg, logs)
+	return ""
+}
+
+func scrape(tb testing.TB, addr string) string {
+	tb.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
+		tb.Fatalf("GET /metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return string(b)
+}
+
+// TestMetricsAndReload runs the binary on a copy of the quickstart with a
+// metrics endpoint: a denied request is counted, and a SIGHUP reload of an
+// edited policy takes effect and is counted; a broken edit is refused and
+// the old policy stays.
+func TestMetricsAndReload(t *testing.T) {
+	dir := copyTree(t, "examples/quickstart")
+	addr, cmd, logs := startBinary(t, filepath.Join(dir, "exfilguard.toml"), "EXFILGUARD__METRICS_LISTEN=127.0.0.1:0")
+	maddr := logAddress(t, logs.String(), "metrics endpoint started")
+	get := func() int {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	if s := get(); s != 470 {
+		t.Fatalf("status %d, want 470", s)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the request to be counted", func() bool {
+		return strings.Contains(scrape(t, maddr), `exfilguard_requests_total{decision="DENY",mode="direct"} 1`)
+	})
+	m := scrape(t, maddr)
+	for _, want := range []string{`exfilguard_rule_hits_total{rule="default-deny#0"} 1`, `exfilguard_policy_info{hash="`, "# TYPE process_resident_memory_bytes gauge"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// Reload: the default deny now answers 451 (its policy tests too;
+	// a reload whose tests fail would be refused).
+	policies := filepath.Join(dir, "policies.toml")
+	data, _ := os.ReadFile(policies)
+	os.WriteFile(policies, []byte(strings.ReplaceAll(string(data), "status = 470", "status = 451")), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor("the reload", func() bool { return strings.Contains(logs.String(), "configuration reloaded") })
+	if s := get(); s != 451 {
+		t.Errorf("after reload: status %d, want 451", s)
+	}
+	// A broken edit is refused with its position; 451 stays.
+	replaceInFile(t, policies, "reason = \"Policy Blocked\"", "reason = \"Policy Blocked\"\nstatsu = 1")
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor("the failed reload", func() bool { return strings.Contains(logs.String(), "configuration reload failed") })
+	if !strings.Contains(logs.String(), `policies.toml:`) || !strings.Contains(logs.String(), `unknown key \"statsu\"`) {
+		t.Errorf("reload failure lacks the position and message:\n%s", logs.String())
+	}
+	if s := get(); s != 451 {
+		t.Errorf("after a failed reload: status %d, want 451", s)
+	}
+	m = scrape(t, maddr)
+	for _, want := range []string{`exfilguard_reloads_total{result="success"} 1`, `exfilguard_reloads_total{result="failure"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}

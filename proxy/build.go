@@ -12,6 +12,7 @@ import (
 	"exfilguard/ca"
 	"exfilguard/conf"
 	"exfilguard/policy"
+	"exfilguard/proxy/metrics"
 	"exfilguard/proxy/pipeline"
 	"exfilguard/proxy/upstream"
 )
@@ -20,7 +21,10 @@ import (
 // transport, and the pipeline deciding with policies. listening are the
 // addresses the process listens on, as bound: the dialer refuses to
 // connect back to them (SPEC §6, self-connection).
-func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.Logger, listening []netip.AddrPort) (*Server, error) {
+//
+// m, when not nil, receives the metrics of every request and tunnel, and
+// reads the upstream pool and leaf certificate counters at scrape time.
+func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.Logger, listening []netip.AddrPort, m *metrics.Set) (*Server, error) {
 	roots, err := upstream.RootPool(s.UpstreamCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("upstream TLS roots: %w", err)
@@ -73,7 +77,9 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 			LogQueries:          s.LogQueries,
 			MaxRequestBodySize:  s.MaxRequestBodySize,
 			RequestTotalTimeout: s.RequestTotalTimeout,
+			Metrics:             m,
 		},
+		metrics:   m,
 		Log:       log,
 		transport: tr,
 		dialer:    dialer,
@@ -82,6 +88,10 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 		// header list is bounded like an HTTP/1.1 head.
 		h2:     &http2.Server{IdleTimeout: s.ClientKeepaliveIdleTimeout},
 		h2Base: &http.Server{MaxHeaderBytes: int(s.MaxRequestHeaderSize)},
+	}
+	if m != nil {
+		m.SetUpstreamPool(tr.PoolCapacity, tr.IdleConns)
+		m.SetLeafCounters(authority.Minted, authority.CacheHits)
 	}
 	return srv, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"exfilguard/policy"
 	"exfilguard/proxy/http1"
+	"exfilguard/proxy/metrics"
 	"exfilguard/proxy/pipeline"
 	"exfilguard/proxy/tlshello"
 	"exfilguard/proxy/upstream"
@@ -151,6 +152,10 @@ func (c *conn) tunnel(ctx context.Context, rec *pipeline.ConnectRecord, host str
 	if err := c.established(rec); err != nil {
 		rec.Fail(0, "ERROR", pipeline.ReasonClientGone, err.Error())
 		return
+	}
+	if m := c.srv.metrics; m != nil {
+		m.TunnelOpened(metrics.ModeTunnel)
+		defer m.TunnelClosed(metrics.ModeTunnel)
 	}
 	client := c.clientReader(maxHelloPeek)
 	tn := &tunnelConns{client: c.nc, upstream: up, idle: c.srv.Config.ConnectTunnelIdleTimeout}
@@ -332,6 +337,9 @@ func (c *conn) bump(ctx context.Context, rec *pipeline.ConnectRecord, host strin
 	err := tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
+		if m := c.srv.metrics; m != nil {
+			m.TLSHandshakeFailure(metrics.SideClient)
+		}
 		reason := reasonTLSHandshake
 		if sniMismatch.Load() {
 			reason = reasonSNIMismatch
@@ -343,6 +351,10 @@ func (c *conn) bump(ctx context.Context, rec *pipeline.ConnectRecord, host strin
 		return
 	}
 	defer tc.Close()
+	if m := c.srv.metrics; m != nil {
+		m.TunnelOpened(metrics.ModeBump)
+		defer m.TunnelClosed(metrics.ModeBump)
+	}
 	if lt := c.srv.Config.ConnectTunnelMaxLifetime; lt > 0 {
 		timer := time.AfterFunc(lt, func() { tc.Close() })
 		defer timer.Stop()

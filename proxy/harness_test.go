@@ -211,7 +211,7 @@ func startProxy(tb testing.TB, extraSettings string, files map[string]string) *t
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	bound := netip.MustParseAddrPort(ln.Addr().String())
-	srv, err := New(&cfg.Settings, &policies, log, []netip.AddrPort{bound})
+	srv, err := New(&cfg.Settings, &policies, log, []netip.AddrPort{bound}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

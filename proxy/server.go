@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"exfilguard/proxy/metrics"
 	"exfilguard/proxy/pipeline"
 	"exfilguard/proxy/upstream"
 
@@ -58,6 +59,8 @@ type Server struct {
 	dialer *upstream.Dialer
 	// authority mints the leaves of bumped tunnels.
 	authority *ca.Authority
+	// metrics, when set, counts tunnels and handshake failures.
+	metrics *metrics.Set
 	// h2 serves bumped HTTP/2; h2Base carries its limits.
 	h2     *http2.Server
 	h2Base *http.Server

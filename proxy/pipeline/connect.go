@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"exfilguard/policy"
+	"exfilguard/proxy/metrics"
 )
 
 // DecideConnect decides a CONNECT to host:port from the connection in ctx
@@ -53,13 +54,21 @@ func (r *ConnectRecord) Fail(status int, action, reason, detail string) {
 // RecordConnect writes the decision record of a CONNECT (SPEC §8). Its
 // session_id is shared by every request inside a bumped tunnel.
 func (h *Handler) RecordConnect(ctx context.Context, r *ConnectRecord) {
+	info := FromContext(ctx)
+	mode, mmode := "tunnel", metrics.ModeTunnel
+	if r.Decision.Action == policy.Inspect {
+		mode, mmode = "bump", metrics.ModeBump
+	}
+	if m := h.Metrics; m != nil {
+		req := metrics.Request{Mode: mmode, Decision: metricsDecision(r.Action), Method: "CONNECT", Status: r.Status,
+			Duration: time.Since(r.Start), BytesIn: r.BytesIn, BytesOut: r.BytesOut}
+		if r.Decided {
+			req.Client, req.Policy, req.Rule = r.Decision.Client, r.Decision.Policy, r.Decision.Rule
+		}
+		m.Record(req)
+	}
 	if h.Log == nil {
 		return
-	}
-	info := FromContext(ctx)
-	mode := "tunnel"
-	if r.Decision.Action == policy.Inspect {
-		mode = "bump"
 	}
 	attrs := make([]slog.Attr, 0, 24)
 	attrs = append(attrs,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"exfilguard/policy"
+	"exfilguard/proxy/metrics"
 )
 
 // Upstream carries allowed requests to their origin servers.
@@ -72,6 +73,8 @@ type Handler struct {
 	// RequestTotalTimeout bounds an exchange from decision to the last
 	// response byte; zero means no limit.
 	RequestTotalTimeout time.Duration
+	// Metrics counts every decision record; nil means none.
+	Metrics *metrics.Set
 }
 
 // Reason words of decision records beyond policy's (SPEC §8).
@@ -144,6 +147,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic("pipeline: internal error: request without ConnInfo")
 	}
 	ex := &exchange{h: h, w: w, r: r, info: info, start: time.Now()}
+	if m := h.Metrics; m != nil {
+		mode := metricsMode(info.FrontEnd)
+		m.RequestStarted(mode)
+		defer m.RequestDone(mode)
+	}
 	// The record is written even when forwarding aborts the response
 	// (panic(http.ErrAbortHandler)), so that nothing goes unlogged.
 	defer ex.record()

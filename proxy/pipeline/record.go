@@ -5,12 +5,15 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"exfilguard/proxy/metrics"
 )
 
 // record writes the exchange's one decision record (SPEC §8, reference
 // §10.2). Values from the request are logged as data, never as format
 // strings; the query is left out unless log_queries is set.
 func (ex *exchange) record() {
+	ex.count()
 	if ex.h.Log == nil {
 		return
 	}
@@ -72,6 +75,9 @@ func (h *Handler) RecordRejected(ctx context.Context, method string, status int,
 	if method == "" {
 		method = "UNKNOWN"
 	}
+	if h.Metrics != nil {
+		h.Metrics.Record(metrics.Request{Mode: metricsMode(info.FrontEnd), Decision: metrics.DecisionError, Method: method, Status: status})
+	}
 	h.Log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "decision",
 		slog.String("session_id", info.SessionID),
 		slog.String("mode", modeOf(info.FrontEnd)),
@@ -83,6 +89,50 @@ func (h *Handler) RecordRejected(ctx context.Context, method string, status int,
 		slog.Int("status", status),
 		slog.String("error", detail),
 	)
+}
+
+// count adds the exchange to the metrics, from the same facts as its
+// record.
+func (ex *exchange) count() {
+	m := ex.h.Metrics
+	if m == nil {
+		return
+	}
+	req := metrics.Request{
+		Mode: metricsMode(ex.info.FrontEnd), Decision: metricsDecision(ex.action),
+		Method: ex.r.Method, Status: ex.status,
+		Duration: time.Since(ex.start), BytesIn: ex.bodyIn.n, BytesOut: ex.bytesOut,
+	}
+	if ex.decided {
+		req.Client, req.Policy, req.Rule = ex.decision.Client, ex.decision.Policy, ex.decision.Rule
+	}
+	m.Record(req)
+	if ex.upstream != "" {
+		m.UpstreamConn(ex.reused)
+	}
+	if ex.action == "ERROR" {
+		m.UpstreamError(ex.reason)
+	}
+}
+
+func metricsMode(fe FrontEnd) metrics.Mode {
+	switch fe {
+	case BumpH1, BumpH2:
+		return metrics.ModeBump
+	case Connect:
+		return metrics.ModeTunnel
+	}
+	return metrics.ModeDirect
+}
+
+func metricsDecision(action string) metrics.Decision {
+	switch action {
+	case "ALLOW":
+		return metrics.DecisionAllow
+	case "DENY":
+		return metrics.DecisionDeny
+	}
+	return metrics.DecisionError
 }
 
 func modeOf(fe FrontEnd) string {

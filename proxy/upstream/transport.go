@@ -13,51 +13,80 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"exfilguard/proxy/http1"
 )
 
-// Transport carries requests to upstream servers over HTTP/1.1 (plain or
-// TLS), through connections from Dialer, keeping idle connections in one
-// process-wide pool (SPEC §5 "Upstream").
+// Transport carries requests to upstream servers through connections
+// from Dialer (SPEC §5 "Upstream"). An http target gets HTTP/1.1 over TCP
+// (no h2c). An https target gets TLS offering ALPN h2 and http/1.1, then
+// HTTP/2 when the origin picks h2 and HTTP/1.1 otherwise.
 //
-// A connection goes back to the pool only after a fully and correctly
-// framed exchange: the request body written to its end, the response body
-// read to its clean end, no Connection: close, and no byte left over (an
-// upstream that sent a body after a HEAD response is not trusted again).
+// HTTP/1.1 connections carry one exchange at a time and wait between
+// exchanges in one process-wide idle pool. A connection goes back to the
+// pool only after a fully and correctly framed exchange: the request body
+// written to its end, the response body read to its clean end, no
+// Connection: close, and no byte left over (an upstream that sent a body
+// after a HEAD response is not trusted again).
+//
+// An HTTP/2 connection is shared: every request for its pool key opens a
+// stream on it while it takes new streams, and a connection that dies ends
+// only the streams on it (transport_h2.go).
+//
+// The fields must not change after the first RoundTrip.
 type Transport struct {
 	Dialer *Dialer
 	// Roots verify upstream TLS servers (system roots plus
 	// upstream_ca_file, see RootPool).
 	Roots *x509.CertPool
-	// TLSHandshakeTimeout bounds an upstream TLS handshake.
+	// TLSHandshakeTimeout bounds an upstream TLS handshake. Zero means no
+	// limit.
 	TLSHandshakeTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a response head after the
-	// request head is written.
+	// request head is written (on HTTP/2, after the stream is opened).
+	// Zero means no limit.
 	ResponseHeaderTimeout time.Duration
-	// RequestBodyIdleTimeout bounds each write of the request body.
+	// RequestBodyIdleTimeout bounds each write of the request body; on
+	// HTTP/2, each write to the connection (a stalled connection is
+	// closed). Zero means no limit.
 	RequestBodyIdleTimeout time.Duration
-	// ResponseBodyIdleTimeout bounds each read of the response body.
+	// ResponseBodyIdleTimeout bounds each read of the response body. Zero
+	// means no limit.
 	ResponseBodyIdleTimeout time.Duration
-	// MaxResponseHeaderSize bounds a response head (502 past it).
+	// MaxResponseHeaderSize bounds a response head (502 past it); on
+	// HTTP/2, the decoded header list as RFC 9113 §6.5.2 counts it. Zero
+	// means http1.DefaultMaxHeadSize.
 	MaxResponseHeaderSize int
-	// PoolCapacity is the most idle connections kept per pool key.
+	// PoolCapacity is the most idle HTTP/1.1 connections kept per pool
+	// key. Zero means none are kept.
 	PoolCapacity int
-	// IdleTimeout closes a pooled connection idle this long.
+	// IdleTimeout closes a connection idle this long: a pooled HTTP/1.1
+	// connection, or an HTTP/2 connection without streams. Zero means
+	// idle connections stay open until Close.
 	IdleTimeout time.Duration
 
-	mu     sync.Mutex
-	idle   map[poolKey][]*pconn // guarded by mu; most recently used last
-	closed bool                 // guarded by mu
+	h2once sync.Once
+	h2t    *http2.Transport // set once by h2Transport
+
+	mu      sync.Mutex
+	idle    map[poolKey][]*pconn     // guarded by mu; most recently used last
+	h2conns map[poolKey][]*h2conn    // guarded by mu; shared HTTP/2 connections
+	dialing map[poolKey]*pendingDial // guarded by mu; https dials under way
+	closed  bool                     // guarded by mu
 }
 
-// poolKey says which requests a pooled connection may carry. The vetted
-// address the connection was dialed to is part of each connection
-// (pconn.addr): a connection is only ever reused for the same host name
-// under the same allow_private_upstream flag it was vetted with.
+// poolKey says which requests a connection may carry. The vetted address
+// the connection was dialed to is part of each connection (pconn.addr,
+// h2conn.addr): a connection is only ever reused for the same host name
+// under the same allow_private_upstream flag it was vetted with, and for a
+// request with pinned addresses (Target.Addrs) only if its address is one
+// of them.
 type poolKey struct {
 	scheme       string
 	host         string
@@ -65,7 +94,26 @@ type poolKey struct {
 	allowPrivate bool
 }
 
-// pconn is one upstream connection.
+// upstreamConn is a connection that can carry one request now: a *pconn
+// (HTTP/1.1, checked out of the pool) or an *h2conn with a stream
+// reserved for the request.
+type upstreamConn interface {
+	// roundTrip sends req and returns the response head, its body
+	// streaming. reused says whether the connection carried an earlier
+	// request; a failure that a fresh connection may not have is then
+	// wrapped in errStale.
+	roundTrip(req *http.Request, reused bool) (*http.Response, error)
+}
+
+// pendingDial is an https dial under way for a pool key. Other requests
+// for the key wait for it rather than dial too, because the origin may
+// pick h2 and then one connection serves them all.
+type pendingDial struct {
+	done chan struct{} // closed when the dial has ended
+	h2   bool          // the dial made an HTTP/2 connection now shared; set before done closes
+}
+
+// pconn is one upstream HTTP/1.1 connection.
 type pconn struct {
 	t     *Transport
 	key   poolKey
@@ -103,24 +151,43 @@ type Target struct {
 // response arrived: the upstream had closed it while it was idle.
 var errStale = errors.New("upstream closed an idle connection")
 
+// alpnH2 is what an https dial offers (SPEC §5: h2 when the origin
+// negotiates it, HTTP/1.1 otherwise).
+var alpnH2 = []string{"h2", "http/1.1"}
+
 // RoundTrip sends req to target and returns the response with its body
-// streaming. req.RequestURI is written as the request-target unchanged,
-// req.Host as Host; the framing fields come from req.ContentLength (-1:
-// chunked). A request without a body that fails on a reused connection
-// before any response byte is retried once on a fresh connection.
+// streaming. req.RequestURI is sent as the request-target (HTTP/1.1) or
+// :path (HTTP/2) unchanged, req.Host as Host or :authority; the framing
+// comes from req.ContentLength (-1: unknown length). A request without a
+// body that fails on a reused connection before any response byte is
+// retried once on a fresh connection.
+//
+// With target.Addrs set, the connection goes to one of those addresses
+// that pass Dialer.Vet under target.AllowPrivate, and the name is never
+// resolved; if none passes, the error is the *Error of Vet (KindPrivate:
+// 403) and nothing is dialed.
 func (t *Transport) RoundTrip(req *http.Request, target Target) (*http.Response, error) {
 	key := poolKey{target.Scheme, target.Host, target.Port, target.AllowPrivate}
-	pc, reused, err := t.getConn(req.Context(), key)
+	var addrs []netip.Addr
+	if len(target.Addrs) > 0 {
+		// The inner request's rule sets allow_private_upstream, which may
+		// differ from the CONNECT's: the pinned addresses are vetted again.
+		var err error
+		if addrs, err = t.Dialer.Vet(target.Addrs, target.Port, target.AllowPrivate); err != nil {
+			return nil, withHost(err, target.Host)
+		}
+	}
+	ctx := req.Context()
+	c, reused, err := t.getConn(ctx, key, addrs)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := pc.roundTrip(req, reused)
+	resp, err := c.roundTrip(req, reused)
 	if err != nil && reused && errors.Is(err, errStale) && !hasBody(req) {
-		pc, _, err = t.getFresh(req.Context(), key)
-		if err != nil {
+		if c, err = t.dial(ctx, key, addrs); err != nil {
 			return nil, err
 		}
-		resp, err = pc.roundTrip(req, false)
+		resp, err = c.roundTrip(req, false)
 	}
 	return resp, err
 }
@@ -129,40 +196,129 @@ func hasBody(req *http.Request) bool {
 	return req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 }
 
-// getConn returns an idle connection for key, or a new one.
-func (t *Transport) getConn(ctx context.Context, key poolKey) (*pconn, bool, error) {
-	t.mu.Lock()
-	list := t.idle[key]
-	if n := len(list); n > 0 {
-		pc := list[n-1]
-		t.idle[key] = list[:n-1]
-		pc.timer.Stop()
-		t.mu.Unlock()
-		traceGotConn(ctx, pc, true)
-		return pc, true, nil
+// pinned reports whether a connection to ap may carry a request whose
+// addresses are addrs (nil: any vetted address).
+func pinned(ap netip.AddrPort, addrs []netip.Addr) bool {
+	if addrs == nil {
+		return true
 	}
-	t.mu.Unlock()
-	return t.getFresh(ctx, key)
+	a := ap.Addr().Unmap()
+	return slices.ContainsFunc(addrs, func(b netip.Addr) bool { return b.Unmap() == a })
 }
 
-// getFresh dials a new connection for key.
-func (t *Transport) getFresh(ctx context.Context, key poolKey) (*pconn, bool, error) {
-	conn, err := t.Dialer.Dial(ctx, key.host, key.port, key.allowPrivate)
-	if err != nil {
-		return nil, false, err
+// getConn returns a connection for key: a shared HTTP/2 connection that
+// takes another stream, an idle HTTP/1.1 connection, or a new one.
+// Concurrent requests for an https key wait for one dial instead of each
+// making its own, in case the origin picks h2.
+func (t *Transport) getConn(ctx context.Context, key poolKey, addrs []netip.Addr) (upstreamConn, bool, error) {
+	coalesce := key.scheme == "https"
+	for {
+		t.mu.Lock()
+		hc, reused, dead := t.reserveH2Locked(key, addrs)
+		if hc != nil {
+			t.mu.Unlock()
+			closeH2(dead)
+			traceGotConn(ctx, hc.conn, reused)
+			return hc, reused, nil
+		}
+		if pc := t.takeIdleLocked(key, addrs); pc != nil {
+			t.mu.Unlock()
+			closeH2(dead)
+			traceGotConn(ctx, pc.conn, true)
+			return pc, true, nil
+		}
+		if !coalesce {
+			t.mu.Unlock()
+			closeH2(dead)
+			c, err := t.dial(ctx, key, addrs)
+			return c, false, err
+		}
+		if d := t.dialing[key]; d != nil {
+			t.mu.Unlock()
+			closeH2(dead)
+			select {
+			case <-d.done:
+				// An h2 connection now serves the key, unless it is full
+				// or pinned elsewhere; an HTTP/1.1 origin or a failed
+				// dial leaves each request to dial for itself.
+				coalesce = d.h2
+				continue
+			case <-ctx.Done():
+				return nil, false, fmt.Errorf("wait for upstream connection: %w", ctx.Err())
+			}
+		}
+		d := &pendingDial{done: make(chan struct{})}
+		if t.dialing == nil {
+			t.dialing = map[poolKey]*pendingDial{}
+		}
+		t.dialing[key] = d
+		t.mu.Unlock()
+		closeH2(dead)
+
+		c, err := t.dial(ctx, key, addrs)
+		t.mu.Lock()
+		delete(t.dialing, key)
+		if hc, ok := c.(*h2conn); ok { // c is nil on error
+			d.h2 = hc.pooled
+		}
+		t.mu.Unlock()
+		close(d.done)
+		return c, false, err
+	}
+}
+
+// takeIdleLocked checks out the most recently used idle HTTP/1.1
+// connection for key whose address is pinned.
+func (t *Transport) takeIdleLocked(key poolKey, addrs []netip.Addr) *pconn {
+	list := t.idle[key]
+	for i := len(list) - 1; i >= 0; i-- {
+		pc := list[i]
+		if !pinned(pc.addr, addrs) {
+			continue
+		}
+		t.setIdleLocked(key, slices.Delete(list, i, i+1))
+		if pc.timer != nil {
+			pc.timer.Stop()
+		}
+		return pc
+	}
+	return nil
+}
+
+// dial makes a new connection for key: to addrs when set (the caller
+// vetted them), else to the vetted addresses of the host. For https it
+// runs the TLS handshake offering h2 and http/1.1; an h2 connection is
+// shared from then on, with one stream reserved for the caller.
+func (t *Transport) dial(ctx context.Context, key poolKey, addrs []netip.Addr) (upstreamConn, error) {
+	var conn net.Conn
+	var err error
+	if addrs != nil {
+		conn, err = t.Dialer.DialAddrs(ctx, addrs, key.port, key.allowPrivate)
+		if err != nil {
+			return nil, withHost(err, key.host)
+		}
+	} else if conn, err = t.Dialer.Dial(ctx, key.host, key.port, key.allowPrivate); err != nil {
+		return nil, err
 	}
 	ap, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 	if key.scheme == "https" {
-		tconn := tls.Client(conn, ClientTLSConfig(t.Roots, key.host, []string{"http/1.1"}))
-		hctx, cancel := context.WithTimeout(ctx, t.TLSHandshakeTimeout)
+		tconn := tls.Client(conn, ClientTLSConfig(t.Roots, key.host, alpnH2))
+		hctx, cancel := withTimeout(ctx, t.TLSHandshakeTimeout)
 		err := tconn.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
 			conn.Close()
 			if hctx.Err() == context.DeadlineExceeded {
-				return nil, false, &Error{Op: "tls handshake", Kind: KindTimeout, Host: key.host, Addr: ap, Err: err}
+				return nil, &Error{Op: "tls handshake", Kind: KindTimeout, Host: key.host, Addr: ap, Err: err}
 			}
-			return nil, false, &Error{Op: "tls handshake", Kind: KindConnect, Host: key.host, Addr: ap, Err: err}
+			return nil, &Error{Op: "tls handshake", Kind: KindConnect, Host: key.host, Addr: ap, Err: err}
+		}
+		if tconn.ConnectionState().NegotiatedProtocol == "h2" {
+			hc, err := t.newH2Conn(ctx, key, tconn, ap)
+			if err != nil {
+				return nil, err
+			}
+			return hc, nil
 		}
 		conn = tconn
 	}
@@ -170,13 +326,39 @@ func (t *Transport) getFresh(ctx context.Context, key poolKey) (*pconn, bool, er
 	pc.br = bufio.NewReaderSize(pc, 16<<10)
 	pc.bw = bufio.NewWriterSize(conn, 16<<10)
 	pc.rd = http1.NewReader(pc.br, t.MaxResponseHeaderSize)
-	traceGotConn(ctx, pc, false)
-	return pc, false, nil
+	traceGotConn(ctx, conn, false)
+	return pc, nil
 }
 
-func traceGotConn(ctx context.Context, pc *pconn, reused bool) {
+// setIdleLocked stores the idle list of key; an empty one leaves the map,
+// which would otherwise keep a key for every host ever visited.
+func (t *Transport) setIdleLocked(key poolKey, list []*pconn) {
+	if len(list) == 0 {
+		delete(t.idle, key)
+		return
+	}
+	t.idle[key] = list
+}
+
+// withTimeout is context.WithTimeout, where zero means no limit.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// deadline returns the deadline d from now, or none for zero.
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+func traceGotConn(ctx context.Context, conn net.Conn, reused bool) {
 	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.GotConn != nil {
-		trace.GotConn(httptrace.GotConnInfo{Conn: pc.conn, Reused: reused})
+		trace.GotConn(httptrace.GotConnInfo{Conn: conn, Reused: reused})
 	}
 }
 
@@ -184,15 +366,19 @@ func traceGotConn(ctx context.Context, pc *pconn, reused bool) {
 // is full or the transport is closed.
 func (t *Transport) putIdle(pc *pconn) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed || len(t.idle[pc.key]) >= t.PoolCapacity {
+		t.mu.Unlock()
 		pc.conn.Close()
 		return
 	}
+	defer t.mu.Unlock()
 	if t.idle == nil {
 		t.idle = map[poolKey][]*pconn{}
 	}
 	t.idle[pc.key] = append(t.idle[pc.key], pc)
+	if t.IdleTimeout <= 0 {
+		return
+	}
 	if pc.timer == nil {
 		pc.timer = time.AfterFunc(t.IdleTimeout, func() { t.expire(pc) })
 	} else {
@@ -203,18 +389,18 @@ func (t *Transport) putIdle(pc *pconn) {
 // expire closes pc if it is still idle.
 func (t *Transport) expire(pc *pconn) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	list := t.idle[pc.key]
-	for i, p := range list {
-		if p == pc {
-			t.idle[pc.key] = append(list[:i], list[i+1:]...)
-			pc.conn.Close()
-			return
-		}
+	i := slices.Index(list, pc)
+	if i >= 0 {
+		t.setIdleLocked(pc.key, slices.Delete(list, i, i+1))
+	}
+	t.mu.Unlock()
+	if i >= 0 {
+		pc.conn.Close()
 	}
 }
 
-// IdleConns returns how many idle connections the pool holds.
+// IdleConns returns how many idle HTTP/1.1 connections the pool holds.
 func (t *Transport) IdleConns() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -225,18 +411,43 @@ func (t *Transport) IdleConns() int {
 	return n
 }
 
-// Close closes every idle connection; connections in use close when their
-// exchange ends. It is idempotent.
+// Close closes every idle connection; connections in use (HTTP/1.1
+// exchanges, HTTP/2 connections with streams) take no new request and
+// close when their last exchange ends. It is idempotent.
 func (t *Transport) Close() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.closed = true
+	var idle []*pconn
 	for k, list := range t.idle {
 		for _, pc := range list {
-			pc.timer.Stop()
-			pc.conn.Close()
+			if pc.timer != nil {
+				pc.timer.Stop()
+			}
 		}
+		idle = append(idle, list...)
 		delete(t.idle, k)
+	}
+	var h2idle, h2busy []*h2conn
+	for k, list := range t.h2conns {
+		for _, hc := range list {
+			hc.pooled = false
+			hc.idleGen++
+			if hc.active == 0 {
+				h2idle = append(h2idle, hc)
+			} else {
+				h2busy = append(h2busy, hc)
+			}
+		}
+		delete(t.h2conns, k)
+	}
+	t.mu.Unlock()
+	for _, pc := range idle {
+		pc.conn.Close()
+	}
+	closeH2(h2idle)
+	for _, hc := range h2busy {
+		// Closed by streamDone when its last stream ends.
+		hc.cc.SetDoNotReuse()
 	}
 }
 
@@ -275,7 +486,7 @@ func (pc *pconn) roundTrip(req *http.Request, reused bool) (*http.Response, erro
 
 	var head *http1.ResponseHead
 	for {
-		pc.conn.SetReadDeadline(time.Now().Add(t.ResponseHeaderTimeout))
+		pc.conn.SetReadDeadline(deadline(t.ResponseHeaderTimeout))
 		var err error
 		head, err = pc.rd.ReadResponseHead()
 		if err != nil {
@@ -352,7 +563,7 @@ func isConnReset(err error) bool {
 // writeHead writes the request line, Host and header fields, and the
 // framing field that the body needs.
 func (pc *pconn) writeHead(req *http.Request) error {
-	pc.conn.SetWriteDeadline(time.Now().Add(pc.t.RequestBodyIdleTimeout))
+	pc.conn.SetWriteDeadline(deadline(pc.t.RequestBodyIdleTimeout))
 	w := http1.NewWriter(pc.bw)
 	w.RequestLine(req.Method, req.RequestURI)
 	w.Field("Host", req.Host)
@@ -404,7 +615,7 @@ func (pc *pconn) writeBody(req *http.Request) error {
 		err = cw.Close()
 	}
 	if err == nil {
-		pc.conn.SetWriteDeadline(time.Now().Add(pc.t.RequestBodyIdleTimeout))
+		pc.conn.SetWriteDeadline(deadline(pc.t.RequestBodyIdleTimeout))
 		err = pc.bw.Flush()
 	}
 	if err != nil {
@@ -420,7 +631,7 @@ func (pc *pconn) writeBody(req *http.Request) error {
 type deadlineWriter struct{ pc *pconn }
 
 func (d deadlineWriter) Write(p []byte) (int, error) {
-	d.pc.conn.SetWriteDeadline(time.Now().Add(d.pc.t.RequestBodyIdleTimeout))
+	d.pc.conn.SetWriteDeadline(deadline(d.pc.t.RequestBodyIdleTimeout))
 	n, err := d.pc.bw.Write(p)
 	if err == nil {
 		err = d.pc.bw.Flush()
@@ -441,7 +652,7 @@ type responseBody struct {
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
-	b.pc.conn.SetReadDeadline(time.Now().Add(b.pc.t.ResponseBodyIdleTimeout))
+	b.pc.conn.SetReadDeadline(deadline(b.pc.t.ResponseBodyIdleTimeout))
 	n, err := b.body.Read(p)
 	if err == io.EOF {
 		for _, f := range b.body.Trailers() {
