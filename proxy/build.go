@@ -14,6 +14,7 @@ import (
 	"exfilguard/policy"
 	"exfilguard/proxy/metrics"
 	"exfilguard/proxy/pipeline"
+	"exfilguard/proxy/proxyproto"
 	"exfilguard/proxy/upstream"
 )
 
@@ -69,6 +70,8 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 			TLSHandshakeTimeout:      s.TLSHandshakeTimeout,
 			ConnectTunnelIdleTimeout: s.ConnectTunnelIdleTimeout,
 			ConnectTunnelMaxLifetime: s.ConnectTunnelMaxLifetime,
+			ProxyProtocol:            proxyMode(s.ProxyProtocol),
+			ProxyProtocolAllowed:     s.ProxyProtocolAllowedCIDRs,
 		},
 		Handler: &pipeline.Handler{
 			Policies:            policies,
@@ -94,6 +97,17 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 		m.SetLeafCounters(authority.Minted, authority.CacheHits)
 	}
 	return srv, nil
+}
+
+// proxyMode maps the setting to the parser's mode; conf has validated it.
+func proxyMode(m conf.ProxyProtocol) proxyproto.Mode {
+	switch m {
+	case conf.ProxyProtocolOptional:
+		return proxyproto.Optional
+	case conf.ProxyProtocolRequired:
+		return proxyproto.Required
+	}
+	return proxyproto.Off
 }
 
 // transportAdapter lets the pipeline forward through upstream.Transport;

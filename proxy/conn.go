@@ -19,6 +19,7 @@ import (
 
 	"exfilguard/proxy/http1"
 	"exfilguard/proxy/pipeline"
+	"exfilguard/proxy/proxyproto"
 )
 
 // Connection states, for Shutdown: an idle connection (waiting for the
@@ -56,13 +57,43 @@ func (c *conn) closeIfIdle() {
 // the connection, or the server shuts down.
 func (c *conn) serve(ctx context.Context) {
 	defer c.nc.Close()
+	c.br = bufio.NewReaderSize(c.nc, 8<<10)
+	if !c.readProxyHeader() {
+		return
+	}
 	c.info = &pipeline.ConnInfo{Peer: c.peer, SessionID: pipeline.NewSessionID(), FrontEnd: pipeline.Plain}
 	c.loop(pipeline.NewContext(ctx, c.info))
 }
 
+// readProxyHeader applies the PROXY protocol settings (SPEC §8): from an
+// allowed peer, the header's source address becomes the client address.
+// It reports whether to serve the connection; a missing (required),
+// malformed or late header closes it without a response.
+func (c *conn) readProxyHeader() bool {
+	cfg := &c.srv.Config
+	if cfg.ProxyProtocol == proxyproto.Off {
+		return true
+	}
+	c.nc.SetReadDeadline(time.Now().Add(cfg.RequestHeaderTimeout))
+	h, err := proxyproto.Resolve(c.br, cfg.ProxyProtocol, c.peer.Addr(), cfg.ProxyProtocolAllowed)
+	c.nc.SetReadDeadline(time.Time{})
+	if err != nil {
+		var pe *proxyproto.Error
+		if errors.Is(err, proxyproto.ErrNoHeader) || errors.Is(err, proxyproto.ErrNotAllowed) || errors.As(err, &pe) {
+			c.srv.Log.Warn("PROXY protocol header refused; connection closed", "peer", c.peer.String(), "error", err.Error())
+		}
+		return false
+	}
+	client := h.Client(c.peer)
+	c.peer = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
+	return true
+}
+
 // loop runs the request loop on c.nc; ctx carries c.info.
 func (c *conn) loop(ctx context.Context) {
-	c.br = bufio.NewReaderSize(c.nc, 8<<10)
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(c.nc, 8<<10)
+	}
 	c.bw = bufio.NewWriterSize(c.nc, 8<<10)
 	c.rd = http1.NewReader(c.br, c.srv.Config.MaxRequestHeaderSize)
 	for {

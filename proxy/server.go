@@ -18,6 +18,7 @@ import (
 
 	"exfilguard/proxy/metrics"
 	"exfilguard/proxy/pipeline"
+	"exfilguard/proxy/proxyproto"
 	"exfilguard/proxy/upstream"
 
 	"golang.org/x/net/http2"
@@ -45,6 +46,10 @@ type Config struct {
 	// ConnectTunnelMaxLifetime bounds a tunnel or bumped session; zero
 	// means no bound.
 	ConnectTunnelMaxLifetime time.Duration
+	// ProxyProtocol says whether connections start with a PROXY protocol
+	// header; ProxyProtocolAllowed are the peers whose headers count.
+	ProxyProtocol        proxyproto.Mode
+	ProxyProtocolAllowed []netip.Prefix
 }
 
 // Server accepts client connections and serves them.

@@ -295,7 +295,7 @@ func (ex *exchange) forward() {
 	})
 	out := r.Clone(ctx)
 	out.Header = forwardHeaders(r.Header)
-	ex.bodyIn = countingReader{r: r.Body, limit: ex.h.MaxRequestBodySize}
+	ex.bodyIn.r, ex.bodyIn.limit = r.Body, ex.h.MaxRequestBodySize
 	if r.Body != nil && r.Body != http.NoBody {
 		out.Body = &ex.bodyIn
 	}
@@ -423,17 +423,19 @@ func bodyless(method string, status int) bool {
 }
 
 // countingReader counts request body bytes and enforces the body limit.
+// n is atomic: the transport may still be reading the body on its own
+// goroutine when the record is written.
 type countingReader struct {
 	r     io.Reader
-	n     int64
+	n     atomic.Int64
 	limit int64 // 0 = none
 }
 
 // Read never hands on the bytes that pass the limit.
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.limit > 0 && c.n > c.limit {
+	total := c.n.Add(int64(n))
+	if c.limit > 0 && total > c.limit {
 		return 0, errBodyTooLarge
 	}
 	return n, err

@@ -46,7 +46,7 @@ func (ex *exchange) record() {
 		slog.String("decision", ex.action),
 		slog.String("reason", ex.reason),
 		slog.Int("status", ex.status),
-		slog.Int64("bytes_in", ex.bodyIn.n),
+		slog.Int64("bytes_in", ex.bodyIn.n.Load()),
 		slog.Int64("bytes_out", ex.bytesOut),
 		slog.Int64("elapsed_ms", time.Since(ex.start).Milliseconds()),
 	)
@@ -101,7 +101,7 @@ func (ex *exchange) count() {
 	req := metrics.Request{
 		Mode: metricsMode(ex.info.FrontEnd), Decision: metricsDecision(ex.action),
 		Method: ex.r.Method, Status: ex.status,
-		Duration: time.Since(ex.start), BytesIn: ex.bodyIn.n, BytesOut: ex.bytesOut,
+		Duration: time.Since(ex.start), BytesIn: ex.bodyIn.n.Load(), BytesOut: ex.bytesOut,
 	}
 	if ex.decided {
 		req.Client, req.Policy, req.Rule = ex.decision.Client, ex.decision.Policy, ex.decision.Rule

@@ -22,7 +22,7 @@
 //	mode      peer         connection starts with        Resolve returns     listener
 //	off       any          anything                      Header{}, nil       serve, client = peer; nothing read
 //	optional  not allowed  anything                      Header{}, nil       serve, client = peer; nothing read (1)
-//	required  not allowed  anything                      Header{}, nil       serve, client = peer; nothing read (1)
+//	required  not allowed  anything                      ErrNotAllowed       close, no response; nothing read
 //	optional  allowed      no PROXY signature            Header{}, nil       serve, client = peer; nothing consumed
 //	optional  allowed      valid header                  h, nil              serve, client = h.Client(peer) (2)
 //	required  allowed      valid header                  h, nil              serve, client = h.Client(peer) (2)
@@ -32,10 +32,10 @@
 //
 // (1) A header from a peer that is not allowed is never honoured: its bytes are
 // left for the HTTP parser, which rejects "PROXY …" or the binary signature as
-// a malformed request line (400, then close). Serving a non-allowed peer as a
-// normal client even in required mode is the original's behaviour (reference
-// §13 and its test proxy_protocol_allowlist_skips_untrusted_peer, §15.5); it
-// cannot spoof anything, since that peer is judged by its own address.
+// a malformed request line (400, then close). In required mode a peer that
+// is not allowed is closed at once (issue 6), unlike the original, which
+// served it as a normal client (reference §13 and its test
+// proxy_protocol_allowlist_skips_untrusted_peer, §15.5).
 //
 // Optional mode guesses whether a header is present, which PP §2 forbids ("MUST
 // not try to guess whether the protocol header is present or not ... it would
@@ -142,6 +142,10 @@ func (e *Error) Error() string {
 // connection does not start with a PROXY protocol signature.
 var ErrNoHeader = errors.New("proxyproto: no PROXY protocol header")
 
+// ErrNotAllowed is returned by Resolve in required mode for a peer outside
+// the allowed CIDRs: the connection is closed without a response.
+var ErrNotAllowed = errors.New("proxyproto: peer is not allowed to connect in required mode")
+
 // errSmallBuffer reports a caller's bufio.Reader that cannot hold the largest
 // header; it is a programming error, not a property of the input.
 var errSmallBuffer = errors.New("proxyproto: bufio.Reader smaller than MinBufferSize")
@@ -178,9 +182,14 @@ func Resolve(br *bufio.Reader, mode Mode, peer netip.Addr, allowed []netip.Prefi
 	default:
 		return Header{}, fmt.Errorf("proxyproto: invalid mode %d", uint8(mode))
 	}
-	// Reference §13: a header is considered only from an allowed peer; any
-	// other peer is a normal client, in either mode.
+	// A header is considered only from an allowed peer. In optional mode
+	// any other peer is a normal client (reference §13); in required mode
+	// only the load balancers may connect at all (issue 6, unlike the
+	// original, which served such a peer as a normal client).
 	if !Allowed(peer, allowed) {
+		if mode == Required {
+			return Header{}, ErrNotAllowed
+		}
 		return Header{}, nil
 	}
 	if br.Size() < MinBufferSize {

@@ -415,9 +415,9 @@ func TestResolve(t *testing.T) {
 		// A peer outside the CIDRs: nothing is read, in either mode; its
 		// header goes to the HTTP parser, which rejects it.
 		{name: "optional not allowed header", mode: Optional, peer: netip.MustParseAddr("198.51.100.7"), input: v1Line + httpReq, unread: true},
-		{name: "required not allowed header", mode: Required, peer: netip.MustParseAddr("198.51.100.7"), input: v2Hdr + httpReq, unread: true},
-		{name: "required not allowed request", mode: Required, peer: netip.MustParseAddr("198.51.100.7"), input: httpReq, unread: true},
-		{name: "not allowed ipv6", mode: Required, peer: netip.MustParseAddr("2001:db8:2::1"), input: v1Line, unread: true},
+		{name: "required not allowed header", mode: Required, peer: netip.MustParseAddr("198.51.100.7"), input: v2Hdr + httpReq, err: ErrNotAllowed, unread: true},
+		{name: "required not allowed request", mode: Required, peer: netip.MustParseAddr("198.51.100.7"), input: httpReq, err: ErrNotAllowed, unread: true},
+		{name: "not allowed ipv6", mode: Required, peer: netip.MustParseAddr("2001:db8:2::1"), input: v1Line, err: ErrNotAllowed, unread: true},
 
 		// An allowed peer.
 		{name: "optional v1", mode: Optional, peer: lb, input: v1Line + httpReq, want: fromV1, rest: httpReq},
