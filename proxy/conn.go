@@ -40,15 +40,18 @@ type conn struct {
 	peer  netip.AddrPort
 	state atomic.Int32
 	info  *pipeline.ConnInfo
+	// inTunnel is set while the connection is a pass-through tunnel, which
+	// Shutdown closes at once: it has no request boundary to wait for.
+	inTunnel atomic.Bool
 
 	br *bufio.Reader
 	bw *bufio.Writer
 	rd *http1.Reader
 }
 
-// closeIfIdle closes c if it is waiting for a request.
+// closeIfIdle closes c if it is waiting for a request, or is a tunnel.
 func (c *conn) closeIfIdle() {
-	if c.state.CompareAndSwap(stateIdle, stateClosed) {
+	if c.state.CompareAndSwap(stateIdle, stateClosed) || c.inTunnel.Load() {
 		c.nc.Close()
 	}
 }

@@ -157,6 +157,10 @@ func (c *conn) tunnel(ctx context.Context, rec *pipeline.ConnectRecord, host str
 		m.TunnelOpened(metrics.ModeTunnel)
 		defer m.TunnelClosed(metrics.ModeTunnel)
 	}
+	c.inTunnel.Store(true)
+	if c.srv.inShutdown.Load() {
+		c.nc.Close() // Shutdown began while this tunnel was being set up
+	}
 	client := c.clientReader(maxHelloPeek)
 	tn := &tunnelConns{client: c.nc, upstream: up, idle: c.srv.Config.ConnectTunnelIdleTimeout}
 	tn.touch()

@@ -3,13 +3,18 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -469,5 +474,48 @@ func TestDecisionParity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTLSHandshakeFailureMetrics: failed handshakes are counted on the
+// client side (a bumping client that does not trust the CA) and on the
+// upstream side (an origin whose certificate is not trusted).
+func TestTLSHandshakeFailureMetrics(t *testing.T) {
+	env := newConnectEnv(t, "")
+	// An origin with a fresh self-signed certificate, not in upstream_ca_file.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	untrusted := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	untrusted.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	untrusted.StartTLS()
+	defer untrusted.Close()
+	_, port, _ := net.SplitHostPort(untrusted.Listener.Addr().String())
+	resp, _ := env.p.roundTrip(t, "GET https://example.com:"+port+"/ok/x HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	if resp.StatusCode != 502 {
+		t.Errorf("untrusted origin: %d, want 502", resp.StatusCode)
+	}
+	c, _, cresp := env.connect(t, "example.com:"+env.originPort())
+	if cresp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", cresp.StatusCode)
+	}
+	tc := tls.Client(c, &tls.Config{ServerName: "example.com"}) // system roots only
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("handshake succeeded without trusting the CA")
+	}
+	c.Close()
+	var text strings.Builder
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		text.Reset()
+		env.p.metrics.WriteText(&text)
+		if strings.Contains(text.String(), `exfilguard_tls_handshake_failures_total{side="client"} 1`) {
+			break
+		}
+	}
+	for _, want := range []string{`exfilguard_tls_handshake_failures_total{side="client"} 1`, `exfilguard_tls_handshake_failures_total{side="upstream"} 1`} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"exfilguard/conf"
 	"exfilguard/policy"
+	"exfilguard/proxy/metrics"
 )
 
 // upstreamRecorder is an httptest upstream that records every request it
@@ -97,10 +98,11 @@ func (u *upstreamRecorder) port() string {
 // testProxy is a proxy.Server on a loopback port, built from a real
 // configuration by the same code main uses.
 type testProxy struct {
-	addr string
-	srv  *Server
-	logs *lockedBuffer
-	cfg  *conf.Config
+	addr    string
+	srv     *Server
+	logs    *lockedBuffer
+	cfg     *conf.Config
+	metrics *metrics.Set
 }
 
 type lockedBuffer struct {
@@ -211,7 +213,8 @@ func startProxy(tb testing.TB, extraSettings string, files map[string]string) *t
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	bound := netip.MustParseAddrPort(ln.Addr().String())
-	srv, err := New(&cfg.Settings, &policies, log, []netip.AddrPort{bound}, nil)
+	set := metrics.New(metrics.Options{Version: "test", OmitProcess: true})
+	srv, err := New(&cfg.Settings, &policies, log, []netip.AddrPort{bound}, set)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -226,7 +229,7 @@ func startProxy(tb testing.TB, extraSettings string, files map[string]string) *t
 		srv.Shutdown(ctx)
 		<-done
 	})
-	return &testProxy{addr: ln.Addr().String(), srv: srv, logs: logs, cfg: cfg}
+	return &testProxy{addr: ln.Addr().String(), srv: srv, logs: logs, cfg: cfg, metrics: set}
 }
 
 // dial opens a raw client connection to the proxy.

@@ -387,6 +387,10 @@ func (ex *exchange) relayBody(body io.Reader) error {
 // upstreamError answers a failed RoundTrip: nothing was relayed yet.
 func (ex *exchange) upstreamError(ctx context.Context, err error) {
 	ex.detail = err.Error()
+	var hs interface{ TLSHandshake() bool }
+	if m := ex.h.Metrics; m != nil && errors.As(err, &hs) && hs.TLSHandshake() {
+		m.TLSHandshakeFailure(metrics.SideUpstream)
+	}
 	var se StatusError
 	var ne net.Error
 	switch {

@@ -101,6 +101,11 @@ func (e *Error) Status() int {
 
 // Reason is the decision log's reason word (SPEC §8): private_address,
 // upstream_timeout, invalid_request, resolve_failed or connect_failed.
+// TLSHandshake reports whether the error is a failed upstream TLS
+// handshake, which the metrics count apart.
+func (e *Error) TLSHandshake() bool { return e.Op == "tls handshake" }
+
+// Reason returns the decision record's reason word for the error.
 func (e *Error) Reason() string {
 	switch e.Kind {
 	case KindInvalidHost:
