@@ -291,3 +291,33 @@ func TestMetricsBindFailure(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestSecondSignalStopsAtOnce: a second SIGTERM during the grace period
+// stops the process without waiting for the in-flight request.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	inHandler := make(chan struct{})
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(inHandler)
+		<-release
+	}))
+	defer up.Close()
+	defer close(release)
+	dir := opsConfig(t, allowLocal, allowLocal)
+	addr, cmd, logs := startBinary(t, filepath.Join(dir, "exfilguard.toml"), "EXFILGUARD__LISTEN=127.0.0.1:0")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s/hang HTTP/1.1\r\nHost: x\r\n\r\n", up.URL)
+	<-inHandler
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLog(t, logs, "shutting down", 1)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("second signal: stopped after %v, want at once (grace period is 5s)", d)
+	}
+}
