@@ -519,3 +519,73 @@ func TestTLSHandshakeFailureMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestBumpUpstreamProtocols: bumped requests reach an h2 origin over one
+// shared HTTP/2 connection, and an h1-only origin over HTTP/1.1, whatever
+// the client speaks.
+func TestBumpUpstreamProtocols(t *testing.T) {
+	env := newConnectEnv(t, "")
+	authority := "example.com:" + env.originPort()
+	cc := env.h2Client(t, authority)
+	for i := range 2 {
+		if status, body := h2Get(t, cc, authority, fmt.Sprintf("/ok/%d", i)); status != 200 || body != "ok HTTP/2.0" {
+			t.Errorf("h2 client, h2 origin, request %d: %d %q", i, status, body)
+		}
+	}
+	if n := env.origin.newConns.Load(); n != 1 {
+		t.Errorf("h2 origin saw %d connections for two streams, want 1", n)
+	}
+
+	// An origin that only speaks HTTP/1.1 (httptest's certificate, which
+	// upstream_ca_file trusts).
+	h1only := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.Proto) }))
+	h1only.StartTLS() // EnableHTTP2 is false: ALPN http/1.1 only
+	defer h1only.Close()
+	_, port, _ := net.SplitHostPort(h1only.Listener.Addr().String())
+	h1auth := "example.com:" + port
+	cc = env.h2Client(t, h1auth)
+	if status, body := h2Get(t, cc, h1auth, "/ok/x"); status != 200 || body != "ok HTTP/1.1" {
+		t.Errorf("h2 client, h1-only origin: %d %q", status, body)
+	}
+	tc := env.bumpTLS(t, h1auth, "http/1.1")
+	fmt.Fprintf(tc, "GET /ok/y HTTP/1.1\r\nHost: %s\r\n\r\n", h1auth)
+	if resp, body := readResponse(t, bufio.NewReader(tc), "GET"); resp.StatusCode != 200 || body != "ok HTTP/1.1" {
+		t.Errorf("h1 client, h1-only origin: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestConcurrentFirstHandshakes: 200 clients bumping the same new host at
+// once get one minted leaf between them.
+func TestConcurrentFirstHandshakes(t *testing.T) {
+	env := newConnectEnv(t, "")
+	authority := "example.com:" + env.originPort()
+	const n = 200
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			c, err := net.Dial("tcp", env.p.addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority, authority)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+			if err != nil || resp.StatusCode != 200 {
+				errs <- fmt.Errorf("CONNECT: %v %v", resp, err)
+				return
+			}
+			tc := tls.Client(c, &tls.Config{RootCAs: env.roots, ServerName: "example.com"})
+			errs <- tc.Handshake()
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if m := env.p.srv.authority.Minted(); m != 1 {
+		t.Errorf("%d leaves minted for %d concurrent first handshakes, want 1", m, n)
+	}
+}
