@@ -346,10 +346,12 @@ func (w *responseWriter) WriteHeaderReason(code int, reason string) {
 	switch {
 	case w.length >= 0:
 		hw.ContentLength(w.length)
-	case w.bodyless || code == http.StatusNoContent || code == http.StatusNotModified:
-	case w.closeAfter:
-		// Close-delimited (RFC 9112 §6.3 rule 8).
+	case w.bodyless:
 	default:
+		// Chunked even when the connection closes afterwards (an upstream
+		// body delimited by its close): a response cut off by an abort
+		// then lacks its last chunk, which the client can detect, where
+		// a close-delimited one would look complete (RFC 9112 §6.3).
 		hw.Field("Transfer-Encoding", "chunked")
 		w.chunked = http1.NewChunkedWriter(w.c.bw)
 	}

@@ -26,6 +26,7 @@ func TestUpstreamResponses(t *testing.T) {
 		"/ok/interim":    "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 		"/ok/untilclose": "HTTP/1.1 200 OK\r\n\r\nall of it",
 		"/ok/nocontent":  "HTTP/1.1 204 No Content\r\n\r\n",
+		"/ok/partial":    "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial",
 	}
 	up := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
@@ -33,8 +34,11 @@ func TestUpstreamResponses(t *testing.T) {
 			return
 		}
 		io.WriteString(c, answers[req.URL.Path])
+		if req.URL.Path == "/ok/partial" {
+			time.Sleep(3 * time.Second) // stall: the body idle timeout ends it
+		}
 	})
-	p := startProxy(t, "max_response_header_size = 1024\n", nil)
+	p := startProxy(t, "max_response_header_size = 1024\nresponse_body_idle_timeout = 1\n", nil)
 	u := "http://127.0.0.1:" + up.port()
 	for _, path := range []string{"/ok/http10", "/ok/bigheader", "/ok/switch", "/ok/badheader", "/ok/bothframe"} {
 		t.Run(path, func(t *testing.T) {
@@ -68,11 +72,22 @@ func TestUpstreamResponses(t *testing.T) {
 		}
 	})
 	t.Run("close-delimited body closes the client connection", func(t *testing.T) {
+		// Relayed chunked, so that a cut-off body stays detectable, and
+		// the connection closes after it.
 		c := p.dial(t)
 		fmt.Fprintf(c, "GET %s/ok/untilclose HTTP/1.1\r\nHost: a\r\n\r\n", u)
 		raw, _ := io.ReadAll(c)
-		if !strings.HasSuffix(string(raw), "\r\n\r\nall of it") || !strings.Contains(string(raw), "Connection: close\r\n") {
-			t.Errorf("got %q", raw)
+		want := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n9\r\nall of it\r\n0\r\n\r\n"
+		if string(raw) != want {
+			t.Errorf("got %q, want %q", raw, want)
+		}
+	})
+	t.Run("cut-off close-delimited body lacks its last chunk", func(t *testing.T) {
+		c := p.dial(t)
+		fmt.Fprintf(c, "GET %s/ok/partial HTTP/1.1\r\nHost: a\r\n\r\n", u)
+		raw, _ := io.ReadAll(c)
+		if !strings.Contains(string(raw), "7\r\npartial\r\n") || strings.HasSuffix(string(raw), "0\r\n\r\n") {
+			t.Errorf("got %q: want the partial chunk and no last chunk\n%s", raw, p.logs.String())
 		}
 	})
 	t.Run("204 has no body", func(t *testing.T) {

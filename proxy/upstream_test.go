@@ -333,7 +333,10 @@ func TestTimeouts(t *testing.T) {
 	run("large chunked body cut off", func(t *testing.T) {
 		c := p.dial(t)
 		fmt.Fprintf(c, "POST http://127.0.0.1:%s/ok/chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n01234567\r\n0\r\n\r\n", up.port())
-		io.Copy(io.Discard, c)
+		raw, _ := io.ReadAll(c)
+		if !strings.HasPrefix(string(raw), "HTTP/1.1 413 ") {
+			t.Errorf("over-limit chunked body: %q, want 413", raw)
+		}
 		for _, path := range up.requests() {
 			if path == "/ok/chunked" {
 				t.Errorf("upstream received the over-limit chunked request")
@@ -372,5 +375,34 @@ func TestDecisionRecord(t *testing.T) {
 	}
 	if strings.Contains(recs[0], "secret") {
 		t.Errorf("query logged without log_queries: %s", recs[0])
+	}
+}
+
+// TestContentLengthZeroForwarded: SPEC §5, a client's Content-Length: 0
+// reaches the upstream (some origins answer a POST without it with 411).
+func TestContentLengthZeroForwarded(t *testing.T) {
+	heads := make(chan string, 1)
+	up := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		var head strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			head.WriteString(line)
+			if line == "\r\n" {
+				break
+			}
+		}
+		heads <- head.String()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	p := startProxy(t, "", nil)
+	resp, _ := p.roundTrip(t, "POST http://127.0.0.1:"+up.port()+"/ok/x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if head := <-heads; !strings.Contains(head, "\r\nContent-Length: 0\r\n") {
+		t.Errorf("upstream head lacks Content-Length: 0:\n%s", head)
 	}
 }

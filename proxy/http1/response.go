@@ -120,6 +120,7 @@ var reasons = map[int]string{
 	100: "Continue",
 	101: "Switching Protocols",
 	102: "Processing",
+	103: "Early Hints",
 	200: "OK",
 	201: "Created",
 	202: "Accepted",

@@ -159,7 +159,7 @@ func TestReasonPhrase(t *testing.T) {
 		418: "I'm a teapot",
 		421: "Misdirected Request",
 		451: "Unavailable For Legal Reasons",
-		103: "Unknown", // not in the Rust http crate table
+		103: "Early Hints", // RFC 8297; added to the original's table
 		425: "Unknown",
 		470: "Unknown",
 		999: "Unknown",

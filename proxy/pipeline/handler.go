@@ -295,6 +295,11 @@ func (ex *exchange) forward() {
 	})
 	out := r.Clone(ctx)
 	out.Header = forwardHeaders(r.Header)
+	if r.ContentLength == 0 && len(r.Header["Content-Length"]) > 0 {
+		// SPEC §5: a client's Content-Length: 0 is forwarded (the
+		// transport writes the framing fields itself).
+		out.Header["Content-Length"] = []string{"0"}
+	}
 	ex.bodyIn.r, ex.bodyIn.limit = r.Body, ex.h.MaxRequestBodySize
 	if r.Body != nil && r.Body != http.NoBody {
 		out.Body = &ex.bodyIn

@@ -50,6 +50,13 @@ func forwardHeaders(in http.Header) http.Header {
 		delete(out, k)
 	}
 	delete(out, "Expect")
+	// TE: trailers is how a client says it accepts trailers (gRPC needs it
+	// on HTTP/2, RFC 9113 §8.2.2); any other TE value stays hop-by-hop.
+	if te := in["Te"]; len(te) == 1 && strings.EqualFold(strings.TrimSpace(te[0]), "trailers") {
+		if _, named := out["Te"]; !named && !connectionNames(in, "Te") {
+			out["Te"] = []string{"trailers"}
+		}
+	}
 	for k := range out {
 		lk := strings.ToLower(k)
 		if strings.HasPrefix(lk, "proxy-") || strings.HasPrefix(lk, "x-forwarded-") || strings.HasSuffix(lk, "-client-ip") {
@@ -84,4 +91,16 @@ func removeConnectionFields(dst, src http.Header) {
 	for _, k := range hopByHop {
 		delete(dst, k)
 	}
+}
+
+// connectionNames reports whether src's Connection header names name.
+func connectionNames(src http.Header, name string) bool {
+	for _, v := range src["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(tok)) == name {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -499,7 +499,10 @@ func (pc *pconn) roundTrip(req *http.Request, reused bool) (*http.Response, erro
 				err = &Error{Op: "read response head", Kind: KindTimeout, Host: pc.key.host, Addr: pc.addr, Err: err}
 			}
 			pc.conn.Close()
-			<-bodyDone
+			var bre *BodyReadError
+			if berr := <-bodyDone; errors.As(berr, &bre) {
+				err = berr // the response was cut off by our own abort
+			}
 			return fail(err)
 		}
 		if head.StatusCode == http.StatusSwitchingProtocols {
@@ -544,7 +547,7 @@ func (pc *pconn) roundTrip(req *http.Request, reused bool) (*http.Response, erro
 			resp.ContentLength = head.ContentLength
 		}
 	}
-	body := &responseBody{pc: pc, stop: stop, bodyDone: bodyDone, close: resp.Close,
+	body := &responseBody{pc: pc, stop: stop, bodyDone: bodyDone, close: resp.Close, head: req.Method == http.MethodHead,
 		body: pc.rd.Body(framing, head.ContentLength, 0), trailer: resp.Trailer}
 	if framing == http1.BodyNone {
 		body.finish(nil)
@@ -569,7 +572,10 @@ func (pc *pconn) writeHead(req *http.Request) error {
 	w.Field("Host", req.Host)
 	for name, values := range req.Header {
 		switch name {
-		case "Host", "Content-Length", "Transfer-Encoding", "Connection":
+		case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Te":
+			// Framing is written below; TE would need a matching
+			// Connection option on HTTP/1.1 (RFC 9110 §10.1.4), and the
+			// pipeline keeps it only for HTTP/2's "trailers".
 			continue
 		}
 		for _, v := range values {
@@ -603,11 +609,18 @@ func (pc *pconn) writeBody(req *http.Request) error {
 		cw = http1.NewChunkedWriter(dst)
 		dst = cw
 	}
-	src := req.Body
+	src := &sourceReader{r: req.Body}
+	var from io.Reader = src
 	if req.ContentLength > 0 {
-		src = io.NopCloser(io.LimitReader(req.Body, req.ContentLength))
+		from = io.LimitReader(src, req.ContentLength)
 	}
-	n, err := io.Copy(dst, src)
+	n, err := io.Copy(dst, from)
+	if src.err != nil {
+		// The client's body failed (too large, malformed, too slow): that,
+		// not the upstream, is what the caller must report.
+		pc.conn.Close()
+		return &BodyReadError{Err: src.err}
+	}
 	if err == nil && req.ContentLength > 0 && n != req.ContentLength {
 		err = fmt.Errorf("request body is %d bytes, want %d", n, req.ContentLength)
 	}
@@ -624,6 +637,28 @@ func (pc *pconn) writeBody(req *http.Request) error {
 		return fmt.Errorf("write request body: %w", err)
 	}
 	return nil
+}
+
+// BodyReadError is a failure to read the request body from the client
+// while forwarding it; Unwrap gives the cause (such as the pipeline's body
+// size limit).
+type BodyReadError struct{ Err error }
+
+func (e *BodyReadError) Error() string { return "read request body: " + e.Err.Error() }
+func (e *BodyReadError) Unwrap() error { return e.Err }
+
+// sourceReader remembers the error of the request body it reads.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // deadlineWriter writes to the connection's buffer, renewing the write
@@ -647,6 +682,7 @@ type responseBody struct {
 	stop     func() bool
 	bodyDone chan error
 	close    bool
+	head     bool // the request was a HEAD
 	trailer  http.Header
 	once     sync.Once
 }
@@ -678,7 +714,10 @@ func (b *responseBody) finish(err error) {
 	b.once.Do(func() {
 		pc := b.pc
 		b.stop()
-		reusable := err == nil && !b.close && b.body.Done() && pc.br.Buffered() == 0
+		// After a HEAD, a misbehaving upstream may send the body it
+		// described; bytes still in flight cannot be seen here, so such a
+		// connection is never reused (SPEC §5, as the original).
+		reusable := err == nil && !b.close && !b.head && b.body.Done() && pc.br.Buffered() == 0
 		if reusable {
 			// The request body must have been written to its end too.
 			select {
