@@ -40,6 +40,11 @@ type conn struct {
 	peer  netip.AddrPort
 	state atomic.Int32
 	info  *pipeline.ConnInfo
+	// outer is the listener's connection when c is the request loop
+	// inside a bumped tunnel: c's idle and active states are kept on it,
+	// so that Shutdown closes an idle bumped session like an idle plain
+	// connection.
+	outer *conn
 	// inTunnel is set while the connection is a pass-through tunnel, which
 	// Shutdown closes at once: it has no request boundary to wait for.
 	inTunnel atomic.Bool
@@ -112,7 +117,11 @@ func (c *conn) serveOne(ctx context.Context) bool {
 	cfg := &c.srv.Config
 	// SPEC §5: no first byte within client_keepalive_idle_timeout → close
 	// silently. The request clock starts at the first byte.
-	c.state.Store(stateIdle)
+	state := &c.state
+	if c.outer != nil {
+		state = &c.outer.state
+	}
+	state.Store(stateIdle)
 	if c.srv.inShutdown.Load() {
 		return false
 	}
@@ -120,7 +129,7 @@ func (c *conn) serveOne(ctx context.Context) bool {
 	if _, err := c.br.Peek(1); err != nil {
 		return false
 	}
-	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+	if !state.CompareAndSwap(stateIdle, stateActive) {
 		return false // closed by Shutdown
 	}
 	c.nc.SetReadDeadline(time.Now().Add(cfg.RequestHeaderTimeout))

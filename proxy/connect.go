@@ -376,8 +376,7 @@ func (c *conn) bump(ctx context.Context, rec *pipeline.ConnectRecord, host strin
 		})
 		return
 	}
-	inner := &conn{srv: c.srv, nc: tc, peer: c.peer, info: info}
-	inner.state.Store(stateActive)
+	inner := &conn{srv: c.srv, nc: tc, peer: c.peer, info: info, outer: c}
 	inner.loop(pipeline.NewContext(ctx, info))
 }
 

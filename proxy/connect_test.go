@@ -589,3 +589,25 @@ func TestConcurrentFirstHandshakes(t *testing.T) {
 		t.Errorf("%d leaves minted for %d concurrent first handshakes, want 1", m, n)
 	}
 }
+
+// TestShutdownClosesIdleBump: an idle keep-alive session inside a bumped
+// tunnel is closed at once by Shutdown, like an idle plain connection.
+func TestShutdownClosesIdleBump(t *testing.T) {
+	env := newConnectEnv(t, "")
+	authority := "example.com:" + env.originPort()
+	tc := env.bumpTLS(t, authority, "http/1.1")
+	br := bufio.NewReader(tc)
+	fmt.Fprintf(tc, "GET /ok/x HTTP/1.1\r\nHost: %s\r\n\r\n", authority)
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := env.p.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v with an idle bumped session", d)
+	}
+}
