@@ -121,16 +121,10 @@ func (c *Config) validatePolicies(p *problems, complete completeness) {
 		p.add(first, "no policies defined: add a [[policy]] table")
 	}
 	byName := map[string]*Policy{}
+	seen := map[string]Pos{}
 	for i := range c.Policies {
 		pol := &c.Policies[i]
-		switch prev, dup := byName[pol.Name]; {
-		case !pol.fields.has("name"):
-			p.add(pol.Pos, "[[policy]] has no name")
-		case pol.Name == "":
-			p.add(pol.fields.at("name", pol.Pos), "policy name must not be empty")
-		case dup:
-			p.add(pol.fields.at("name", pol.Pos), "duplicate policy name %q (first defined at %s)", pol.Name, prev.Pos)
-		default:
+		if checkName(p, "policy", pol.Name, pol.fields, pol.Pos, seen) {
 			byName[pol.Name] = pol
 		}
 		validateRules(p, pol)
@@ -207,6 +201,24 @@ func validateRules(p *problems, pol *Policy) {
 	}
 }
 
+// checkName reports a [[what]] table whose name is missing, empty or
+// already taken (names are unique across all files), and returns whether
+// the name is new; seen maps the names so far to their tables.
+func checkName(p *problems, what, name string, fields fieldPos, pos Pos, seen map[string]Pos) bool {
+	switch prev, dup := seen[name]; {
+	case !fields.has("name"):
+		p.add(pos, "[[%s]] has no name", what)
+	case name == "":
+		p.add(fields.at("name", pos), "%s name must not be empty", what)
+	case dup:
+		p.add(fields.at("name", pos), "duplicate %s name %q (first defined at %s)", what, name, prev)
+	default:
+		seen[name] = pos
+		return true
+	}
+	return false
+}
+
 // checkReason checks a reason phrase (RFC 9112 §4: HTAB, SP, VCHAR and
 // obs-text) and returns a message, or "" when it is fine.
 func checkReason(s string) string {
@@ -222,20 +234,11 @@ func checkReason(s string) string {
 }
 
 func (c *Config) validateClients(p *problems, policies map[string]*Policy, complete completeness) {
-	byName := map[string]*Client{}
+	seen := map[string]Pos{}
 	var fallbacks []*Client
 	for i := range c.Clients {
 		cl := &c.Clients[i]
-		switch prev, dup := byName[cl.Name]; {
-		case !cl.fields.has("name"):
-			p.add(cl.Pos, "[[client]] has no name")
-		case cl.Name == "":
-			p.add(cl.fields.at("name", cl.Pos), "client name must not be empty")
-		case dup:
-			p.add(cl.fields.at("name", cl.Pos), "duplicate client name %q (first defined at %s)", cl.Name, prev.Pos)
-		default:
-			byName[cl.Name] = cl
-		}
+		checkName(p, "client", cl.Name, cl.fields, cl.Pos, seen)
 		if !cl.fields.has("ip") && !cl.fields.has("cidr") {
 			p.add(cl.Pos, "client %q must set either ip or cidr", cl.Name)
 		}
