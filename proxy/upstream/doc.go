@@ -1,6 +1,8 @@
 // Package upstream is the only way out: it resolves, vets and dials
-// upstream addresses, and (transport.go) carries requests to upstream
-// servers.
+// upstream addresses, and its Transport carries requests to upstream
+// servers: HTTP/1.1 through one process-wide idle pool (transport.go), and
+// HTTP/2 over one shared connection per origin when an HTTPS origin
+// negotiates it (transport_h2.go).
 //
 // The flow is resolve once, vet every address, dial only vetted addresses
 // (peers §4.1, DNS rebinding): Resolver.Resolve turns a host into
