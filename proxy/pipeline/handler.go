@@ -220,12 +220,15 @@ func (ex *exchange) canonicalize() bool {
 	if port == 0 {
 		port = def
 	}
+	// One trailing dot names the same host (RFC 1034 §3.1); without it the
+	// pool key, the SNI and the CONNECT comparison use one spelling.
+	host = strings.TrimSuffix(host, ".")
 	ex.preq.Scheme, ex.preq.Host, ex.preq.Port = scheme, host, port
 	if info.FrontEnd == BumpH1 || info.FrontEnd == BumpH2 {
 		// RFC 9110 §7.4 / RFC 9113 §8.1.1: a request for an authority the
 		// connection is not for is misdirected. Inside a bumped tunnel it
 		// would also bypass the CONNECT decision (domain fronting).
-		if strings.TrimSuffix(host, ".") != strings.TrimSuffix(info.ConnectHost, ".") || port != info.ConnectPort {
+		if host != strings.TrimSuffix(info.ConnectHost, ".") || port != info.ConnectPort {
 			ex.fail(http.StatusMisdirectedRequest, "", BodyMisdirected, ReasonMisdirected, "authority differs from the CONNECT target")
 			return false
 		}
