@@ -288,7 +288,7 @@ func TestTimeouts(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	p := startProxy(t, "request_header_timeout = 1\nclient_keepalive_idle_timeout = 1\nresponse_header_timeout = 1\nmax_request_body_size = 10\n", nil)
+	p := startProxy(t, "request_header_timeout = 1\nclient_keepalive_idle_timeout = 1\nresponse_header_timeout = 1\nmax_request_body_size = 10\nrequest_body_idle_timeout = 1\n", nil)
 	var wg sync.WaitGroup
 	run := func(name string, f func(t *testing.T)) {
 		wg.Add(1)
@@ -317,6 +317,20 @@ func TestTimeouts(t *testing.T) {
 		status, body := p.get(t, "http://127.0.0.1:"+up.port()+"/ok/slow")
 		if status != 504 || body != "request timed out\r\n" {
 			t.Errorf("status %d %q, want 504", status, body)
+		}
+	})
+	run("stalled request body", func(t *testing.T) {
+		c := p.dial(t)
+		fmt.Fprintf(c, "POST http://127.0.0.1:%s/ok/stalled HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\nabc", up.port())
+		start := time.Now()
+		io.Copy(io.Discard, c) // the proxy gives up on the body and closes
+		if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
+			t.Errorf("closed after %v, want about request_body_idle_timeout (1s)", d)
+		}
+		for _, path := range up.requests() {
+			if path == "/ok/stalled" {
+				t.Errorf("upstream received the incomplete request")
+			}
 		}
 	})
 	run("413 for a large fixed body", func(t *testing.T) {
