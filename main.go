@@ -110,12 +110,8 @@ func (f *configFlags) loadTests(tests bool) (*conf.Config, *policy.Ruleset, erro
 	if !tests {
 		return cfg, rs, nil
 	}
-	if failures := policy.RunTests(rs, cfg.Tests); len(failures) > 0 {
-		errs := make([]error, len(failures))
-		for i, f := range failures {
-			errs[i] = f
-		}
-		return nil, nil, errors.Join(errs...)
+	if err := runPolicyTests(rs, cfg.Tests); err != nil {
+		return nil, nil, err
 	}
 	return cfg, rs, nil
 }
@@ -261,13 +257,7 @@ func reload(cfg *conf.Config, policies *atomic.Pointer[policy.Ruleset], log *slo
 		rs, err = policy.Compile(next)
 	}
 	if err == nil {
-		if failures := policy.RunTests(rs, next.Tests); len(failures) > 0 {
-			errs := make([]error, len(failures))
-			for i, f := range failures {
-				errs[i] = f
-			}
-			err = errors.Join(errs...)
-		}
+		err = runPolicyTests(rs, next.Tests)
 	}
 	if err != nil {
 		var b strings.Builder
@@ -301,6 +291,18 @@ func policyInfo(cfg *conf.Config) metrics.Policies {
 		}
 	}
 	return p
+}
+
+// runPolicyTests runs the [[test]]s against rs and joins their failures
+// into one error, nil when all pass (SPEC §9: startup and reload refuse a
+// policy whose tests fail).
+func runPolicyTests(rs *policy.Ruleset, tests []conf.Test) error {
+	failures := policy.RunTests(rs, tests)
+	errs := make([]error, len(failures))
+	for i, f := range failures {
+		errs[i] = f
+	}
+	return errors.Join(errs...)
 }
 
 // newLogger returns the process logger: JSON or text on stdout.

@@ -16,7 +16,7 @@ func BenchmarkPlainKeepAlive(b *testing.B) {
 	}))
 	defer up.Close()
 	p := startProxy(b, "upstream_pool_capacity = 64\n", nil)
-	tr := &http.Transport{Proxy: (&urlURL{"http://" + p.addr}).proxy, MaxIdleConnsPerHost: 64, DisableCompression: true}
+	tr := &http.Transport{Proxy: p.proxyURL(), MaxIdleConnsPerHost: 64, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
 	url := up.URL + "/ok/bench"

@@ -26,14 +26,6 @@ import (
 	"exfilguard/proxy/upstream"
 )
 
-// Fixed bodies of CONNECT refusals (reference §4.6).
-const (
-	bodyBadConnect      = "invalid CONNECT target\r\n"
-	bodyPrivateConnect  = "CONNECT to private networks is not allowed\r\n"
-	bodyResolveFailed   = "failed to resolve CONNECT target\r\n"
-	establishedResponse = "HTTP/1.1 200 Connection Established\r\nProxy-Agent: exfilguard\r\n\r\n"
-)
-
 // Reason words of CONNECT records beyond the pipeline's.
 const (
 	reasonSNIMismatch  = "sni_mismatch"
@@ -58,12 +50,12 @@ func (c *conn) serveConnect(ctx context.Context, head *http1.RequestHead) {
 
 	// RFC 9110 §9.3.6: a CONNECT request has no content.
 	if head.Framing() != http1.BodyNone {
-		c.refuseConnect(rec, http.StatusBadRequest, "", bodyBadConnect, "ERROR", pipeline.ReasonInvalidRequest, "CONNECT with a body")
+		c.refuseConnect(rec, http.StatusBadRequest, "", http1.MsgInvalidConnectTarget, "ERROR", pipeline.ReasonInvalidRequest, "CONNECT with a body")
 		return
 	}
 	t, err := http1.ParseAuthorityForm(string(head.Target))
 	if err != nil {
-		c.refuseConnect(rec, http.StatusBadRequest, "", bodyBadConnect, "ERROR", pipeline.ReasonInvalidRequest, err.Error())
+		c.refuseConnect(rec, http.StatusBadRequest, "", http1.MsgInvalidConnectTarget, "ERROR", pipeline.ReasonInvalidRequest, err.Error())
 		return
 	}
 	host := strings.TrimSuffix(strings.ToLower(t.Host), ".")
@@ -105,11 +97,11 @@ func (c *conn) refuseUpstream(rec *pipeline.ConnectRecord, err error) {
 	}
 	switch ue.Kind {
 	case upstream.KindPrivate:
-		c.refuseConnect(rec, http.StatusForbidden, "", bodyPrivateConnect, "DENY", pipeline.ReasonPrivateAddress, err.Error())
+		c.refuseConnect(rec, http.StatusForbidden, "", http1.MsgPrivateConnect, "DENY", pipeline.ReasonPrivateAddress, err.Error())
 	case upstream.KindResolve:
-		c.refuseConnect(rec, http.StatusBadGateway, "", bodyResolveFailed, "ERROR", ue.Reason(), err.Error())
+		c.refuseConnect(rec, http.StatusBadGateway, "", http1.MsgResolveFailed, "ERROR", ue.Reason(), err.Error())
 	case upstream.KindInvalidHost:
-		c.refuseConnect(rec, http.StatusBadRequest, "", bodyBadConnect, "ERROR", pipeline.ReasonInvalidRequest, err.Error())
+		c.refuseConnect(rec, http.StatusBadRequest, "", http1.MsgInvalidConnectTarget, "ERROR", pipeline.ReasonInvalidRequest, err.Error())
 	default:
 		c.refuseConnect(rec, ue.Status(), "", http1.DefaultMessage(ue.Status()), "ERROR", ue.Reason(), err.Error())
 	}
@@ -118,7 +110,7 @@ func (c *conn) refuseUpstream(rec *pipeline.ConnectRecord, err error) {
 // established sends the 200 that opens a tunnel.
 func (c *conn) established(rec *pipeline.ConnectRecord) error {
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.Config.ConnectTunnelIdleTimeout))
-	if _, err := io.WriteString(c.bw, establishedResponse); err != nil {
+	if _, err := io.WriteString(c.bw, http1.ConnectEstablished); err != nil {
 		return err
 	}
 	if err := c.bw.Flush(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,8 +273,12 @@ func readResponse(tb testing.TB, br *bufio.Reader, method string) (*http.Respons
 
 // client returns an http.Client that uses the proxy.
 func (p *testProxy) client() *http.Client {
-	proxyURL := &urlURL{"http://" + p.addr}
-	return &http.Client{Transport: &http.Transport{Proxy: proxyURL.proxy, DisableCompression: true}}
+	return &http.Client{Transport: &http.Transport{Proxy: p.proxyURL(), DisableCompression: true}}
+}
+
+// proxyURL is the Proxy function of an http.Transport that uses p.
+func (p *testProxy) proxyURL() func(*http.Request) (*url.URL, error) {
+	return http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr})
 }
 
 // get sends one GET through the proxy with net/http as the client.

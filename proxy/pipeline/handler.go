@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,11 +96,10 @@ const (
 // Fixed bodies of the proxy's own responses (reference §4.6). They never
 // contain request bytes: the detail goes to the log.
 const (
-	BodyInvalidRequest = "invalid request\r\n"
 	BodyInvalidTarget  = "invalid request target\r\n"
 	BodyExpectation    = "expectation failed\r\n"
 	BodyTooLarge       = "request body exceeds configured limit\r\n"
-	BodyBlocked        = "request blocked by policy\r\n"
+	BodyBlocked        = policy.DefaultDenyBody
 	BodyMisdirected    = "misdirected request\r\n"
 	BodyUpstreamFailed = "upstream request failed\r\n"
 	BodyTimedOut       = "request timed out\r\n"
@@ -109,10 +109,6 @@ const (
 // errBodyTooLarge is returned by request body reads past
 // MaxRequestBodySize.
 var errBodyTooLarge = errors.New("request body exceeds max_request_body_size")
-
-// ErrBodyTooLarge reports whether err comes from a request body that
-// passed max_request_body_size.
-func ErrBodyTooLarge(err error) bool { return errors.Is(err, errBodyTooLarge) }
 
 // copyBufPool holds the buffers that response bodies are relayed through.
 var copyBufPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
@@ -259,7 +255,7 @@ func (ex *exchange) respond(status int, phrase, body string) {
 	h := ex.w.Header()
 	clear(h)
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
-	h["Content-Length"] = []string{fmt.Sprint(len(body))}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	if ex.info.FrontEnd != BumpH2 {
 		h["Connection"] = []string{"close"}
 	}
@@ -326,7 +322,7 @@ func (ex *exchange) forward() {
 	clear(h)
 	copyResponseHeaders(h, resp.Header)
 	if resp.ContentLength >= 0 && !bodyless(r.Method, resp.StatusCode) || r.Method == http.MethodHead && resp.Header.Get("Content-Length") != "" {
-		h["Content-Length"] = []string{fmt.Sprint(resp.ContentLength)}
+		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
 	}
 	if resp.Close && resp.ContentLength < 0 && ex.info.FrontEnd != BumpH2 {
 		// A close-delimited body can only be relayed close-delimited.
@@ -335,7 +331,7 @@ func (ex *exchange) forward() {
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
-	ex.writeHeader(resp.StatusCode, strings.TrimSpace(strings.TrimPrefix(resp.Status, fmt.Sprint(resp.StatusCode))))
+	ex.writeHeader(resp.StatusCode, strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode))))
 	if err := ex.relayBody(resp.Body); err != nil {
 		// SPEC §5: once a head is relayed, a failure closes the
 		// connection; no bytes are appended.
