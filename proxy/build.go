@@ -92,6 +92,12 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 		h2:     &http2.Server{IdleTimeout: s.ClientKeepaliveIdleTimeout},
 		h2Base: &http.Server{MaxHeaderBytes: int(s.MaxRequestHeaderSize)},
 	}
+	// Registering h2 with h2Base lets Shutdown send every bumped HTTP/2
+	// session a GOAWAY (RFC 9113 §6.8) through h2Base.Shutdown: idle
+	// sessions close at once and busy ones after their last stream.
+	if err := http2.ConfigureServer(srv.h2Base, srv.h2); err != nil {
+		return nil, err
+	}
 	if m != nil {
 		m.SetUpstreamPool(tr.PoolCapacity, tr.IdleConns)
 		m.SetLeafCounters(authority.Minted, authority.CacheHits)

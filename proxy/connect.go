@@ -122,13 +122,11 @@ func (c *conn) established(rec *pipeline.ConnectRecord) error {
 	return nil
 }
 
-// clientReader returns a reader of everything the client sends from now
-// on: the bytes it pipelined after the CONNECT head (already in c.br;
-// SPEC §5 keeps them, unlike the original) and then the connection.
-func (c *conn) clientReader(size int) *bufio.Reader {
+// pipelined returns a copy of the bytes the client sent after the CONNECT
+// head that c.br already holds; SPEC §5 keeps them, unlike the original.
+func (c *conn) pipelined() []byte {
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	prefix := bytes.Clone(buffered)
-	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(prefix), c.nc), size)
+	return bytes.Clone(buffered)
 }
 
 // tunnel connects to the vetted addresses and relays bytes both ways
@@ -153,9 +151,9 @@ func (c *conn) tunnel(ctx context.Context, rec *pipeline.ConnectRecord, host str
 	if c.srv.inShutdown.Load() {
 		c.nc.Close() // Shutdown began while this tunnel was being set up
 	}
-	client := c.clientReader(maxHelloPeek)
-	tn := &tunnelConns{client: c.nc, upstream: up, idle: c.srv.Config.ConnectTunnelIdleTimeout}
-	tn.touch()
+	tn := newTunnelConns(c.nc, up, c.srv.Config.ConnectTunnelIdleTimeout)
+	rest := bytes.NewReader(c.pipelined())
+	hello := bufio.NewReaderSize(io.MultiReader(rest, activityReader{c.nc, tn}), maxHelloPeek)
 
 	// Relay upstream → client at once (some protocols speak first) while
 	// the client's first bytes are checked.
@@ -169,19 +167,16 @@ func (c *conn) tunnel(ctx context.Context, rec *pipeline.ConnectRecord, host str
 
 	// SPEC §5 tunnel SNI check: a ClientHello naming another host than
 	// the CONNECT is domain fronting; close before it reaches the upstream.
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.Config.ConnectTunnelIdleTimeout))
-	name, isTLS, err := tlshello.ReadServerName(client, maxHelloPeek)
-	c.nc.SetReadDeadline(time.Time{})
+	// The wait for the client's first bytes has no deadline of its own:
+	// in a protocol where the server speaks first the client may be
+	// silent while the download keeps the tunnel busy, and the watchdog
+	// ends the wait when the tunnel is idle both ways or too old.
+	name, isTLS, err := tlshello.ReadServerName(hello, maxHelloPeek)
 	var ne net.Error
 	switch {
 	case err != nil && (tn.ended.Load() != nil || errors.As(err, &ne)):
-		// The watchdog ended the tunnel, or the client stayed silent for
-		// the idle timeout (the read deadline) or went away before its
-		// first bytes: not a malformed hello.
-		if ne != nil && ne.Timeout() {
-			r := reasonIdle
-			tn.ended.CompareAndSwap(nil, &r)
-		}
+		// The watchdog ended the tunnel, or the client went away before
+		// its first bytes: not a malformed hello.
 		tn.close()
 	case err != nil && !errors.Is(err, io.EOF):
 		rec.Fail(rec.Status, "DENY", reasonTLSMalformed, "client hello: "+err.Error())
@@ -190,7 +185,7 @@ func (c *conn) tunnel(ctx context.Context, rec *pipeline.ConnectRecord, host str
 		rec.Fail(rec.Status, "DENY", reasonSNIMismatch, fmt.Sprintf("ClientHello server name %q differs from the CONNECT host", name))
 		tn.close()
 	default:
-		tn.copyToUpstream(client)
+		tn.copyToUpstream(hello, rest)
 	}
 	wg.Wait()
 	stop()
@@ -199,112 +194,6 @@ func (c *conn) tunnel(ctx context.Context, rec *pipeline.ConnectRecord, host str
 		rec.Reason = *r
 	}
 }
-
-// tunnelConns relays a tunnel's two directions, tracking the last byte
-// moved either way for the shared idle timeout (SPEC §5: idle means no
-// data in either direction).
-type tunnelConns struct {
-	client, upstream net.Conn
-	idle             time.Duration
-	last             atomic.Int64 // unix nanoseconds of the last byte moved
-	in, out          atomic.Int64 // bytes from and to the client
-	ended            atomic.Pointer[string]
-	closeOnce        sync.Once
-}
-
-func (t *tunnelConns) touch() { t.last.Store(time.Now().UnixNano()) }
-
-// close ends both directions; nothing is written into the tunnel.
-func (t *tunnelConns) close() {
-	t.closeOnce.Do(func() {
-		t.client.Close()
-		t.upstream.Close()
-	})
-}
-
-// watch closes the tunnel when it is idle in both directions or its
-// lifetime (0 = none) ends; the returned func stops watching.
-func (t *tunnelConns) watch(lifetime time.Duration) (stop func()) {
-	done := make(chan struct{})
-	tick := max(t.idle/8, 10*time.Millisecond)
-	var deadline <-chan time.Time
-	var timer *time.Timer
-	if lifetime > 0 {
-		timer = time.NewTimer(lifetime)
-		deadline = timer.C
-	}
-	go func() {
-		ticker := time.NewTicker(tick)
-		defer ticker.Stop()
-		if timer != nil {
-			defer timer.Stop()
-		}
-		for {
-			select {
-			case <-done:
-				return
-			case <-deadline:
-				r := reasonLifetime
-				t.ended.CompareAndSwap(nil, &r)
-				t.close()
-				return
-			case <-ticker.C:
-				if time.Since(time.Unix(0, t.last.Load())) > t.idle {
-					r := reasonIdle
-					t.ended.CompareAndSwap(nil, &r)
-					t.close()
-					return
-				}
-			}
-		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { close(done) }) }
-}
-
-// copyToUpstream relays client → upstream, then half-closes the upstream.
-func (t *tunnelConns) copyToUpstream(src io.Reader) {
-	t.relay(t.upstream, src, &t.in)
-}
-
-// copyToClient relays upstream → client, then half-closes the client.
-func (t *tunnelConns) copyToClient() {
-	t.relay(t.client, t.upstream, &t.out)
-}
-
-// relay copies src to dst through a pooled buffer, marking activity for
-// the idle timer after every transfer. At EOF it half-closes dst (the
-// other direction goes on); on an error it ends the whole tunnel.
-func (t *tunnelConns) relay(dst net.Conn, src io.Reader, count *atomic.Int64) {
-	buf := relayBufPool.Get().(*[32 << 10]byte)
-	defer relayBufPool.Put(buf)
-	for {
-		n, rerr := src.Read(buf[:])
-		if n > 0 {
-			t.touch()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				t.close()
-				return
-			}
-			count.Add(int64(n))
-			t.touch()
-		}
-		if rerr == io.EOF {
-			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-				cw.CloseWrite()
-			} else {
-				t.close()
-			}
-			return
-		}
-		if rerr != nil {
-			t.close()
-			return
-		}
-	}
-}
-
-var relayBufPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
 // bump terminates the client's TLS with a leaf minted for the CONNECT
 // host and serves the requests inside through the pipeline: HTTP/2 when
@@ -328,7 +217,7 @@ func (c *conn) bump(ctx context.Context, rec *pipeline.ConnectRecord, host strin
 			return c.srv.authority.Leaf(hello.Context(), host)
 		},
 	}
-	tc := tls.Server(&prefixConn{Conn: c.nc, r: c.clientReader(4 << 10)}, cfg)
+	tc := tls.Server(&prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(c.pipelined()), c.nc)}, cfg)
 	hctx, cancel := context.WithTimeout(ctx, c.srv.Config.TLSHandshakeTimeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()

@@ -611,3 +611,89 @@ func TestShutdownClosesIdleBump(t *testing.T) {
 		t.Errorf("Shutdown took %v with an idle bumped session", d)
 	}
 }
+
+// TestShutdownDrainsBumpH2: Shutdown sends every bumped HTTP/2 session a
+// GOAWAY; an idle session closes at once and a stream in flight finishes
+// before its session closes, so Shutdown returns long before the grace
+// period ends.
+func TestShutdownDrainsBumpH2(t *testing.T) {
+	env := newConnectEnv(t, "")
+	// An origin that says when a request arrives, before reading its
+	// body (httptest TLS servers share one certificate, so the proxy
+	// trusts this one as it trusts env.origin).
+	arrived := make(chan struct{}, 1)
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "got "+string(b))
+	}))
+	origin.EnableHTTP2 = true
+	origin.StartTLS()
+	defer origin.Close()
+	_, port, _ := net.SplitHostPort(origin.Listener.Addr().String())
+	authority := "example.com:" + port
+
+	idle := env.h2Client(t, authority)
+	if status, _ := h2Get(t, idle, authority, "/ok/warm"); status != 200 {
+		t.Fatalf("idle session's first stream: %d", status)
+	}
+	<-arrived
+
+	// A POST whose body the client holds back keeps a stream open.
+	busy := env.h2Client(t, authority)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", "https://"+authority+"/ok/upload", pr)
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	answered := make(chan result, 1)
+	go func() {
+		resp, err := busy.RoundTrip(req)
+		if err != nil {
+			answered <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- result{resp.StatusCode, string(b), err}
+	}()
+	if _, err := io.WriteString(pw, "first half|"); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived // the stream has reached the origin through the proxy
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- env.p.srv.Shutdown(ctx) }()
+
+	// The idle session learns of the GOAWAY: no new stream is accepted.
+	deadline := time.Now().Add(3 * time.Second)
+	for st := idle.State(); !st.Closed && !st.Closing && time.Now().Before(deadline); st = idle.State() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := idle.State(); !st.Closed && !st.Closing {
+		t.Errorf("idle h2 session not told to go away: %+v", st)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) while a stream was in flight", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	// The busy stream completes after Shutdown began.
+	io.WriteString(pw, "second half")
+	pw.Close()
+	if r := <-answered; r.err != nil || r.status != 200 || r.body != "got first half|second half" {
+		t.Errorf("stream in flight at shutdown: %d %q %v", r.status, r.body, r.err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Shutdown took %v with drained h2 sessions; the grace was 10 s", d)
+	}
+}

@@ -183,6 +183,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.inShutdown.Store(true)
 	s.closeListeners()
+	if s.h2Base != nil {
+		// Only runs the GOAWAY hook http2.ConfigureServer registered:
+		// h2Base has no listener and tracks no connection of its own.
+		s.h2Base.Shutdown(ctx)
+	}
 	done := make(chan struct{})
 	go func() {
 		s.connWG.Wait()
