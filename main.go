@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,10 +30,12 @@ import (
 	"syscall"
 	"time"
 
+	"exfilguard/ca"
 	"exfilguard/conf"
 	"exfilguard/policy"
 	"exfilguard/proxy"
 	"exfilguard/proxy/metrics"
+	"exfilguard/proxy/upstream"
 )
 
 // version is stamped by the Makefile (-ldflags "-X main.version=...").
@@ -325,6 +328,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, _, err := cf.load()
+	if err == nil {
+		err = checkFiles(&cfg.Settings)
+	}
 	if err != nil {
 		n := printProblems(stdout, err)
 		fmt.Fprintf(stdout, "%d problem%s found\n", n, plural(n))
@@ -332,6 +338,32 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "configuration OK:", summary(cfg))
 	return 0
+}
+
+// checkFiles reads the files the settings name the way startup does,
+// without writing anything, so that `check` (and the packaged unit's
+// reload, which runs it first) catches what would stop the proxy: the CA
+// material, the upstream CA bundle, the hosts file and the metrics TLS
+// pair.
+func checkFiles(s *conf.Settings) error {
+	var errs []error
+	if err := ca.Check(s.CADir); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := upstream.RootPool(s.UpstreamCAFile); err != nil {
+		errs = append(errs, err)
+	}
+	if s.HostsFile != "" {
+		if _, err := upstream.ReadHosts(s.HostsFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.MetricsTLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(s.MetricsTLSCert, s.MetricsTLSKey); err != nil {
+			errs = append(errs, fmt.Errorf("metrics TLS: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func runExplain(args []string, stdout, stderr io.Writer) int {

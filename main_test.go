@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"exfilguard/ca"
 )
 
 // binary is the exfilguard binary built once for the tests that run it as
@@ -114,6 +116,37 @@ func TestCheckSummary(t *testing.T) {
 	want := "configuration OK: 5 clients, 4 policies, 7 rules, 9 policy tests; listen 127.0.0.1:3128\n"
 	if code != 0 || stdout != want {
 		t.Errorf("check = %d %q, want 0 %q", code, stdout, want)
+	}
+}
+
+// TestCheckFiles: check reads the files startup would and reports what
+// would stop the proxy, without writing anything.
+func TestCheckFiles(t *testing.T) {
+	config := filepath.Join("examples", "quickstart", "exfilguard.toml")
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if _, err := ca.Open(caDir, ca.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, _, code := exfilguard(t, nil, "check", "--config", config, "--ca-dir", caDir); code != 0 {
+		t.Fatalf("check with a good CA: exit %d\n%s", code, stdout)
+	}
+
+	key := filepath.Join(caDir, "intermediate.key")
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notPEM := filepath.Join(t.TempDir(), "bundle.pem")
+	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644)
+	env := []string{"EXFILGUARD__UPSTREAM_CA_FILE=" + notPEM}
+	stdout, _, code := exfilguard(t, env, "check", "--config", config, "--ca-dir", caDir)
+	want := "check CA material: " + key + ": mode 0644 lets group or other access the private key; run chmod 600 " + key + "\n" +
+		"upstream_ca_file " + notPEM + ": no PEM certificates\n" +
+		"2 problems found\n"
+	if code != 1 || stdout != want {
+		t.Errorf("check = %d\n%s\nwant 1\n%s", code, stdout, want)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("check changed the CA material: %v %v", fi.Mode(), err)
 	}
 }
 
