@@ -158,6 +158,10 @@ func (ex *exchange) serve() {
 	r := ex.r
 	ex.preq.Client = ex.info.Peer.Addr()
 	ex.preq.Method = r.Method
+	// The target comes first so that every refusal's record names it.
+	if !ex.canonicalize() {
+		return
+	}
 	// RFC 9110 §7.8: Upgrade (WebSocket, h2c) is out of scope (SPEC §10);
 	// refuse rather than half-support it.
 	if len(r.Header.Values("Upgrade")) > 0 {
@@ -167,9 +171,6 @@ func (ex *exchange) serve() {
 	// RFC 9110 §10.1.1: the only expectation defined is 100-continue.
 	if exp := r.Header.Values("Expect"); len(exp) > 1 || len(exp) == 1 && !strings.EqualFold(exp[0], "100-continue") {
 		ex.fail(http.StatusExpectationFailed, "", BodyExpectation, ReasonExpectation, "unsupported Expect")
-		return
-	}
-	if !ex.canonicalize() {
 		return
 	}
 	rs := ex.h.Policies.Load()
@@ -335,10 +336,16 @@ func (ex *exchange) forward() {
 	if err := ex.relayBody(resp.Body); err != nil {
 		// SPEC §5: once a head is relayed, a failure closes the
 		// connection; no bytes are appended.
-		ex.reason, ex.detail = ReasonResponseTruncated, err.Error()
-		if ctx.Err() != nil {
+		var cw clientWriteError
+		switch {
+		case ctx.Err() != nil:
 			ex.reason = ReasonRequestTimeout
+		case errors.As(err, &cw):
+			ex.reason = ReasonClientGone
+		default:
+			ex.reason = ReasonResponseTruncated
 		}
+		ex.detail = err.Error()
 		panic(http.ErrAbortHandler)
 	}
 	for k, vs := range resp.Trailer {
@@ -372,8 +379,7 @@ func (ex *exchange) relayBody(body io.Reader) error {
 			m, werr := ex.w.Write(buf[:n])
 			ex.bytesOut += int64(m)
 			if werr != nil {
-				ex.reason = ReasonClientGone
-				return fmt.Errorf("write response body: %w", werr)
+				return clientWriteError{werr}
 			}
 			if flusher != nil {
 				flusher.Flush()
@@ -387,6 +393,13 @@ func (ex *exchange) relayBody(body io.Reader) error {
 		}
 	}
 }
+
+// clientWriteError is a response body relay that failed on the client's
+// side: the client went away, not the upstream.
+type clientWriteError struct{ err error }
+
+func (e clientWriteError) Error() string { return "write response body: " + e.err.Error() }
+func (e clientWriteError) Unwrap() error { return e.err }
 
 // upstreamError answers a failed RoundTrip: nothing was relayed yet.
 func (ex *exchange) upstreamError(ctx context.Context, err error) {

@@ -323,3 +323,45 @@ func TestPipelineUpstreamErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineRefusalRecordsNameTarget: refusals of a request's headers
+// (Upgrade, Expect) come after the target is read, so their records say
+// what the request was for.
+func TestPipelineRefusalRecordsNameTarget(t *testing.T) {
+	for _, header := range []http.Header{{"Upgrade": {"websocket"}}, {"Expect": {"magic"}}} {
+		hs := newHarness(t)
+		hs.do(Plain, "10.1.1.1:5000", "GET", "http", "example.com:8080", "/ok/x", header, "")
+		rec := hs.lastRecord(t)
+		if rec["scheme"] != "http" || rec["host"] != "example.com" || rec["port"] != float64(8080) || rec["path"] != "/ok/x" {
+			t.Errorf("%v: record %v", header, rec)
+		}
+	}
+}
+
+// failingWriter is a client that goes away once the response head is
+// written.
+type failingWriter struct{ *httptest.ResponseRecorder }
+
+func (f failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// TestPipelineClientGone: a response body the client stops taking ends
+// the exchange as client_gone, not as a truncated upstream response.
+func TestPipelineClientGone(t *testing.T) {
+	hs := newHarness(t)
+	r := httptest.NewRequest("GET", "http://example.com/ok/x", http.NoBody)
+	r.RequestURI = "/ok/x"
+	info := &ConnInfo{Peer: netip.MustParseAddrPort("10.1.1.1:5000"), SessionID: "s1", FrontEnd: Plain}
+	r = r.WithContext(NewContext(context.Background(), info))
+	func() {
+		defer func() {
+			if v := recover(); v != http.ErrAbortHandler {
+				t.Errorf("ServeHTTP ended with %v, want http.ErrAbortHandler", v)
+			}
+		}()
+		hs.h.ServeHTTP(failingWriter{httptest.NewRecorder()}, r)
+	}()
+	rec := hs.lastRecord(t)
+	if rec["reason"] != ReasonClientGone || !strings.Contains(rec["error"].(string), "broken pipe") {
+		t.Errorf("record %v, want reason %s", rec, ReasonClientGone)
+	}
+}
