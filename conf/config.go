@@ -135,6 +135,15 @@ type Settings struct {
 	// MaxRequestBodySize bounds a request body in bytes. Zero (default)
 	// means no limit.
 	MaxRequestBodySize int64 `toml:"max_request_body_size"`
+	// MaxConnections bounds the open client connections: one accepted
+	// past it is closed at once, before a byte is read. Default 10000;
+	// zero means no limit.
+	MaxConnections int64 `toml:"max_connections"`
+	// MaxConnectionsPerIP bounds the open client connections from one
+	// client address (with PROXY protocol, the address the header
+	// carries), so that one client cannot take every connection. Default
+	// 1000; zero means no limit.
+	MaxConnectionsPerIP int64 `toml:"max_connections_per_ip"`
 
 	// CacheDir enables the response cache of rules with a [policy.rule.cache]
 	// table. Empty (default) means no response cache.
@@ -194,6 +203,8 @@ func DefaultSettings() Settings {
 		UpstreamPoolCapacity:       32,
 		MaxRequestHeaderSize:       32768,
 		MaxResponseHeaderSize:      32768,
+		MaxConnections:             10000,
+		MaxConnectionsPerIP:        1000,
 		CacheMaxEntrySize:          10485760,
 		CacheMaxEntries:            10000,
 		CacheTotalCapacity:         1073741824,

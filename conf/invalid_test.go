@@ -53,6 +53,21 @@ func TestInvalidConfig(t *testing.T) {
 			want:  []string{`exfilguard.toml:5:26: upstream_pool_capacity must be greater than 0`},
 		},
 		{
+			name:  "max_connections negative",
+			files: withMain("max_connections = -1\n"),
+			want:  []string{`exfilguard.toml:5:19: max_connections must not be negative`},
+		},
+		{
+			name:  "max_connections_per_ip above max_connections",
+			files: withMain("max_connections = 100\nmax_connections_per_ip = 200\n"),
+			want:  []string{`exfilguard.toml:6:26: max_connections_per_ip (200) is larger than max_connections (100), so it can never be reached`},
+		},
+		{
+			name: "max_connections_per_ip written as a string",
+			env:  []string{"EXFILGUARD__MAX_CONNECTIONS_PER_IP=many"},
+			want: []string{`environment variable EXFILGUARD__MAX_CONNECTIONS_PER_IP: max_connections_per_ip: "many" is not a whole number`},
+		},
+		{
 			name:  "boolean written as string",
 			files: withMain(`log_queries = "yes"` + "\n"),
 			want:  []string{`exfilguard.toml:5:15: log_queries must be a boolean, not a string`},
@@ -96,6 +111,11 @@ func TestInvalidConfig(t *testing.T) {
 			name:  "proxy protocol without allowed peers",
 			files: withMain(`proxy_protocol = "required"` + "\n"),
 			want:  []string{`exfilguard.toml:5:18: proxy_protocol = "required" needs proxy_protocol_allowed_cidrs: the peers whose PROXY headers are trusted`},
+		},
+		{
+			name:  "proxy protocol with an empty allowed list",
+			files: withMain(`proxy_protocol = "required"` + "\n" + `proxy_protocol_allowed_cidrs = []` + "\n"),
+			want:  []string{`exfilguard.toml:6:32: proxy_protocol_allowed_cidrs is empty: proxy_protocol = "required" needs at least one trusted peer`},
 		},
 		{
 			name:  "proxy protocol mode unknown",

@@ -275,8 +275,8 @@ func TestReloadPolicies(t *testing.T) {
 
 func TestSettingKeysAreUnique(t *testing.T) {
 	keys := SettingKeys()
-	if len(keys) != 40 {
-		t.Errorf("%d settings, want 40 (reference §1.1 plus SPEC §3's additions)", len(keys))
+	if len(keys) != 42 {
+		t.Errorf("%d settings, want 42 (reference §1.1, SPEC §3's additions, and issue 8's connection limits)", len(keys))
 	}
 	seen := map[string]bool{}
 	for _, k := range keys {

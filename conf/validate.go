@@ -33,8 +33,17 @@ func (c *Config) validateSettings(p *problems) {
 	if s.LeafTTL > maxLeafTTL {
 		p.add(at("leaf_ttl"), "leaf_ttl must be at most %d seconds (398 days): clients refuse longer-lived TLS certificates", int64(maxLeafTTL/time.Second))
 	}
+	// Only when both are written: the default per-address limit under a
+	// lower global one is simply never reached.
+	if s.MaxConnections > 0 && s.MaxConnectionsPerIP > s.MaxConnections && c.settingPos.has("max_connections_per_ip") {
+		p.add(at("max_connections_per_ip"), "max_connections_per_ip (%d) is larger than max_connections (%d), so it can never be reached", s.MaxConnectionsPerIP, s.MaxConnections)
+	}
 	if s.ProxyProtocol != ProxyProtocolOff && !c.settingPos.has("proxy_protocol_allowed_cidrs") {
 		p.add(at("proxy_protocol"), "proxy_protocol = %q needs proxy_protocol_allowed_cidrs: the peers whose PROXY headers are trusted", s.ProxyProtocol)
+	} else if s.ProxyProtocol != ProxyProtocolOff && len(s.ProxyProtocolAllowedCIDRs) == 0 {
+		// An empty list trusts no peer: with "required" every connection
+		// would be closed, with "optional" every header refused.
+		p.add(at("proxy_protocol_allowed_cidrs"), "proxy_protocol_allowed_cidrs is empty: proxy_protocol = %q needs at least one trusted peer", s.ProxyProtocol)
 	}
 	if s.CacheDir != "" {
 		for _, key := range []string{"cache_max_entry_size", "cache_max_entries", "cache_total_capacity", "cache_sweeper_interval", "cache_sweeper_batch_size"} {

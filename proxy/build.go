@@ -58,6 +58,7 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 		ResponseBodyIdleTimeout: s.ResponseBodyIdleTimeout,
 		MaxResponseHeaderSize:   int(s.MaxResponseHeaderSize),
 		PoolCapacity:            int(s.UpstreamPoolCapacity),
+		MaxIdle:                 maxIdleUpstream,
 		IdleTimeout:             s.UpstreamIdleTimeout,
 	}
 	srv := &Server{
@@ -72,6 +73,8 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 			ConnectTunnelMaxLifetime: s.ConnectTunnelMaxLifetime,
 			ProxyProtocol:            proxyMode(s.ProxyProtocol),
 			ProxyProtocolAllowed:     s.ProxyProtocolAllowedCIDRs,
+			MaxConnections:           int(s.MaxConnections),
+			MaxConnectionsPerIP:      int(s.MaxConnectionsPerIP),
 		},
 		Handler: &pipeline.Handler{
 			Policies:            policies,
@@ -101,9 +104,17 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 	if m != nil {
 		m.SetUpstreamPool(tr.PoolCapacity, tr.IdleConns)
 		m.SetLeafCounters(authority.Minted, authority.CacheHits)
+		m.SetOpenConnections(srv.openConns)
 	}
 	return srv, nil
 }
+
+// maxIdleUpstream bounds the idle upstream connections kept over all
+// hosts (upstream_pool_capacity bounds them per host): without it, a
+// client sending one request to each of many hosts a wildcard rule allows
+// would leave a connection per host open for upstream_idle_timeout. 1024
+// keeps every connection of 32 hosts at the default pool capacity.
+const maxIdleUpstream = 1024
 
 // proxyMode maps the setting to the parser's mode; conf has validated it.
 func proxyMode(m conf.ProxyProtocol) proxyproto.Mode {

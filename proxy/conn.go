@@ -48,6 +48,12 @@ type conn struct {
 	// inTunnel is set while the connection is a pass-through tunnel, which
 	// Shutdown closes at once: it has no request boundary to wait for.
 	inTunnel atomic.Bool
+	// connectUnanswered is set while a CONNECT counts as a request in
+	// flight: from its head until its 200 or refusal is written.
+	connectUnanswered bool
+	// countedAs is the client address c counts under for
+	// max_connections_per_ip, when it does; guarded by srv.mu.
+	countedAs netip.Addr
 
 	br *bufio.Reader
 	bw *bufio.Writer
@@ -67,6 +73,9 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.nc.Close()
 	c.br = bufio.NewReaderSize(c.nc, 8<<10)
 	if !c.readProxyHeader() {
+		return
+	}
+	if c.srv.Config.ProxyProtocol != proxyproto.Off && !c.srv.admitProxied(c) {
 		return
 	}
 	c.info = &pipeline.ConnInfo{Peer: c.peer, SessionID: pipeline.NewSessionID(), FrontEnd: pipeline.Plain}

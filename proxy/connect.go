@@ -47,6 +47,13 @@ func (c *conn) serveConnect(ctx context.Context, head *http1.RequestHead) {
 	h := c.srv.Handler
 	rec := &pipeline.ConnectRecord{Start: time.Now()}
 	defer func() { h.RecordConnect(ctx, rec) }()
+	// A CONNECT is a request in flight until it is answered; after its
+	// 200 it is an open tunnel (exfilguard_open_tunnels) instead.
+	if m := c.srv.metrics; m != nil {
+		m.RequestStarted(metrics.ModeTunnel)
+		c.connectUnanswered = true
+		defer c.connectAnswered()
+	}
 
 	// RFC 9110 §9.3.6: a CONNECT request has no content.
 	if head.Framing() != http1.BodyNone {
@@ -78,8 +85,17 @@ func (c *conn) serveConnect(ctx context.Context, head *http1.RequestHead) {
 	c.bump(ctx, rec, host, t.Port, addrs)
 }
 
+// connectAnswered ends the CONNECT's count as a request in flight, once.
+func (c *conn) connectAnswered() {
+	if c.connectUnanswered {
+		c.connectUnanswered = false
+		c.srv.metrics.RequestDone(metrics.ModeTunnel)
+	}
+}
+
 // refuseConnect answers a CONNECT with one of the proxy's fixed responses.
 func (c *conn) refuseConnect(rec *pipeline.ConnectRecord, status int, phrase, body, action, reason, detail string) {
+	defer c.connectAnswered()
 	rec.Fail(status, action, reason, detail)
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.Config.ResponseBodyIdleTimeout))
 	if err := http1.WriteResponse(c.bw, status, phrase, body); err != nil {
@@ -109,6 +125,7 @@ func (c *conn) refuseUpstream(rec *pipeline.ConnectRecord, err error) {
 
 // established sends the 200 that opens a tunnel.
 func (c *conn) established(rec *pipeline.ConnectRecord) error {
+	defer c.connectAnswered()
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.Config.ConnectTunnelIdleTimeout))
 	if _, err := io.WriteString(c.bw, http1.ConnectEstablished); err != nil {
 		return err

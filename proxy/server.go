@@ -50,6 +50,13 @@ type Config struct {
 	// header; ProxyProtocolAllowed are the peers whose headers count.
 	ProxyProtocol        proxyproto.Mode
 	ProxyProtocolAllowed []netip.Prefix
+	// MaxConnections bounds the open client connections; one accepted
+	// past it is closed at once. Zero means no limit.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the open client connections from one
+	// client address: the peer's, or with PROXY protocol the address
+	// the header carries. Zero means no limit.
+	MaxConnectionsPerIP int
 }
 
 // Server accepts client connections and serves them.
@@ -80,7 +87,9 @@ type Server struct {
 	mu         sync.Mutex
 	listeners  map[net.Listener]struct{} // guarded by mu
 	conns      map[*conn]struct{}        // guarded by mu
+	perIP      map[netip.Addr]int        // guarded by mu; open conns by client address (limits.go)
 	connWG     sync.WaitGroup            // one per conn goroutine
+	refusals   refusalLog
 }
 
 func (s *Server) init() {
@@ -88,6 +97,7 @@ func (s *Server) init() {
 		s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[*conn]struct{}{}
+		s.perIP = map[netip.Addr]int{}
 	})
 }
 
@@ -123,7 +133,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		c, refused := s.newConn(nc)
+		if refused {
+			continue
+		}
 		if c == nil {
 			nc.Close()
 			return ErrServerClosed
@@ -150,8 +163,9 @@ func (s *Server) trackListener(ln net.Listener, add bool) bool {
 	return true
 }
 
-// newConn registers a connection, or returns nil when shutting down.
-func (s *Server) newConn(nc net.Conn) *conn {
+// newConn registers a connection. It returns nil when shutting down, and
+// nil and refused, having closed nc, when a connection limit is reached.
+func (s *Server) newConn(nc net.Conn) (c *conn, refused bool) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
@@ -159,20 +173,27 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		peer = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	c := &conn{srv: s, nc: nc, peer: peer}
+	c = &conn{srv: s, nc: nc, peer: peer}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.inShutdown.Load() {
-		return nil
+		s.mu.Unlock()
+		return nil, false
+	}
+	if limit, ok := s.admitLocked(c); !ok {
+		s.mu.Unlock()
+		s.refuse(c, limit)
+		return nil, true
 	}
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
-	return c
+	s.mu.Unlock()
+	return c, false
 }
 
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.releaseIPLocked(c)
 	s.mu.Unlock()
 }
 

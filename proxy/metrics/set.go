@@ -95,6 +95,7 @@ var (
 // Indexes into methods and upstreamKinds.
 const (
 	methodOther        = 9
+	kindMisdirected    = 3
 	kindUpstreamClosed = 4
 	kindOther          = 8
 )
@@ -168,7 +169,9 @@ type Set struct {
 	upstreamError *CounterVec // kind
 
 	inflight     *GaugeVec // mode
-	tunnels      *GaugeVec // mode (tunnel, bump)
+	openConns    *Func
+	connsRefused *CounterVec // reason
+	tunnels      *GaugeVec   // mode (tunnel, bump)
 	leavesMinted *Func
 	leafHits     *Func
 	tlsFailures  *CounterVec // side
@@ -217,6 +220,10 @@ func New(o Options) *Set {
 			mode),
 		tunnels: NewGaugeVec("exfilguard_open_tunnels", "Open CONNECT tunnels, spliced (tunnel) or bumped (bump)",
 			Label{Name: "mode", Values: modeNames[ModeTunnel:]}),
+		openConns: NewGaugeFunc("exfilguard_open_connections", "Open client connections", nil),
+		connsRefused: NewCounterVec("exfilguard_connections_refused_total",
+			"Client connections closed unserved because max_connections or max_connections_per_ip was reached",
+			Label{Name: "limit", Values: refusalNames}),
 		leavesMinted: NewCounterFunc("exfilguard_leaf_certificates_minted_total", "Leaf certificates signed by the CA", nil),
 		leafHits:     NewCounterFunc("exfilguard_leaf_cache_hits_total", "Leaf certificates found in the memory or disk cache", nil),
 		tlsFailures: NewCounterVec("exfilguard_tls_handshake_failures_total",
@@ -241,7 +248,7 @@ func New(o Options) *Set {
 	s.reg.Register(s.requests, s.clientRequests, s.policyRequests, s.status, s.method,
 		s.clientDuration, s.policyDuration, s.ruleHits, s.bytes,
 		s.poolIdle, capacity, s.poolReuse, miss, s.upstreamError,
-		s.inflight, s.tunnels, s.leavesMinted, s.leafHits, s.tlsFailures,
+		s.inflight, s.tunnels, s.openConns, s.connsRefused, s.leavesMinted, s.leafHits, s.tlsFailures,
 		s.reloads, last, s.policyInfo, s.buildInfo)
 	if !o.OmitProcess {
 		s.reg.Register(NewGaugeFunc("go_goroutines", "Number of goroutines that currently exist.",
@@ -363,18 +370,23 @@ func (s *Set) UpstreamConn(reused bool) {
 	s.poolReuse.With(1).Inc()
 }
 
-// UpstreamError counts a failed forward by its reason word: the
-// original's request_timeout, body_too_large, private_address,
-// misdirected_request (or the pipeline's misdirected) and upstream_closed
-// (or response_truncated), and the upstream dialer's upstream_timeout,
-// resolve_failed and connect_failed. Any other word counts as "other".
+// UpstreamError counts a request or CONNECT that failed on the way to
+// the upstream or from it, by the reason word of its record: the
+// original's kinds request_timeout, body_too_large, private_address,
+// misdirected_request (the record's misdirected) and upstream_closed (the
+// record's response_truncated), the dialer's upstream_timeout,
+// resolve_failed and connect_failed, and other for upstream_failed. Any
+// other word (a policy decision, a malformed request, a client that went
+// away) is not an upstream error and is not counted.
 func (s *Set) UpstreamError(reason string) {
-	k := kindOther
+	k := -1
 	switch reason {
 	case "misdirected":
-		k = 3
+		k = kindMisdirected
 	case "response_truncated":
 		k = kindUpstreamClosed
+	case "upstream_failed":
+		k = kindOther
 	default:
 		for i, w := range upstreamKinds[:kindOther] {
 			if w == reason {
@@ -383,7 +395,44 @@ func (s *Set) UpstreamError(reason string) {
 			}
 		}
 	}
-	s.upstreamError.With(k).Inc()
+	if k >= 0 {
+		s.upstreamError.With(k).Inc()
+	}
+}
+
+// Refusal is the limit label of refused connections: which limit a client
+// connection met.
+type Refusal uint8
+
+// Refusals.
+const (
+	RefusedMaxConnections      Refusal = iota // max_connections
+	RefusedMaxConnectionsPerIP                // max_connections_per_ip
+)
+
+var refusalNames = []string{"max_connections", "max_connections_per_ip"}
+
+// String returns the label value: the setting's name.
+func (r Refusal) String() string {
+	if int(r) < len(refusalNames) {
+		return refusalNames[r]
+	}
+	return "Refusal(" + strconv.Itoa(int(r)) + ")"
+}
+
+// ConnectionRefused counts a client connection closed unserved because of
+// limit r.
+func (s *Set) ConnectionRefused(r Refusal) { s.connsRefused.With(int(r)).Inc() }
+
+// SetOpenConnections sets the function reporting how many client
+// connections are open (read at scrape time; it must be safe for
+// concurrent use).
+func (s *Set) SetOpenConnections(open func() int) {
+	if open == nil {
+		s.openConns.Set(nil)
+		return
+	}
+	s.openConns.Set(func() float64 { return float64(open()) })
 }
 
 // TLSHandshakeFailure counts a failed TLS handshake on side.

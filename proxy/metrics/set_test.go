@@ -139,6 +139,12 @@ func scripted() *Set {
 	s.TLSHandshakeFailure(SideClient)
 	s.TLSHandshakeFailure(SideUpstream)
 	s.TLSHandshakeFailure(SideUpstream)
+	// Connections over the limits: two over max_connections_per_ip, one
+	// over max_connections; seven open at scrape time.
+	s.ConnectionRefused(RefusedMaxConnectionsPerIP)
+	s.ConnectionRefused(RefusedMaxConnectionsPerIP)
+	s.ConnectionRefused(RefusedMaxConnections)
+	s.SetOpenConnections(func() int { return 7 })
 
 	// A broken reload, then one that drops the pypi policy and its rule
 	// and adds a client; the kept names keep their counts.
@@ -218,6 +224,9 @@ func TestScripted(t *testing.T) {
 		`exfilguard_leaf_cache_hits_total`:                                                                            19,
 		`exfilguard_inflight_requests{mode="direct"}`:                                                                 2,
 		`exfilguard_open_tunnels{mode="bump"}`:                                                                        1,
+		`exfilguard_open_connections`:                                                                                 7,
+		`exfilguard_connections_refused_total{limit="max_connections"}`:                                               1,
+		`exfilguard_connections_refused_total{limit="max_connections_per_ip"}`:                                        2,
 		`exfilguard_reloads_total{result="success"}`:                                                                  1,
 		`exfilguard_reloads_total{result="failure"}`:                                                                  1,
 		`exfilguard_last_reload_success_timestamp_seconds`:                                                            float64(reloadTime.Unix()) + 0.25,
@@ -336,14 +345,29 @@ func TestUpstreamErrorKinds(t *testing.T) {
 		{"resolve_failed", "resolve_failed"},
 		{"connect_failed", "connect_failed"},
 		{"upstream_failed", "other"},
-		{"other", "other"},
-		{"evil.example.com", "other"},
-		{"", "other"},
+		// Not upstream errors: policy decisions, client-side refusals,
+		// anything unknown.
+		{"rule", ""},
+		{"default_deny", ""},
+		{"invalid_request", ""},
+		{"expectation_failed", ""},
+		{"upgrade_unsupported", ""},
+		{"client_gone", ""},
+		{"sni_mismatch", ""},
+		{"other", ""},
+		{"evil.example.com", ""},
+		{"", ""},
 	}
 	for _, tt := range tests {
 		s := New(Options{OmitProcess: true})
 		s.UpstreamError(tt.reason)
 		e := parseExposition(t, scrape(t, s.Handler()))
+		if tt.kind == "" {
+			if got := e.sum("exfilguard_upstream_errors_total"); got != 0 {
+				t.Errorf("UpstreamError(%q): total %v, want 0", tt.reason, got)
+			}
+			continue
+		}
 		key := `exfilguard_upstream_errors_total{kind="` + tt.kind + `"}`
 		if got := e.values[key]; got != 1 {
 			t.Errorf("UpstreamError(%q): %s = %v, want 1", tt.reason, key, got)

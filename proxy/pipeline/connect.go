@@ -66,6 +66,7 @@ func (h *Handler) RecordConnect(ctx context.Context, r *ConnectRecord) {
 			req.Client, req.Policy, req.Rule = r.Decision.Client, r.Decision.Policy, r.Decision.Rule
 		}
 		m.Record(req)
+		m.UpstreamError(r.Reason)
 	}
 	if h.Log == nil {
 		return

@@ -110,9 +110,7 @@ func (ex *exchange) count() {
 	if ex.upstream != "" {
 		m.UpstreamConn(ex.reused)
 	}
-	if ex.action == "ERROR" {
-		m.UpstreamError(ex.reason)
-	}
+	m.UpstreamError(ex.reason)
 }
 
 func metricsMode(fe FrontEnd) metrics.Mode {

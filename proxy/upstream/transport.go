@@ -66,6 +66,16 @@ type Transport struct {
 	// PoolCapacity is the most idle HTTP/1.1 connections kept per pool
 	// key. Zero means none are kept.
 	PoolCapacity int
+	// MaxIdle is the most idle connections kept over all pool keys,
+	// HTTP/1.1 and HTTP/2 together; past it, a connection that falls idle
+	// is closed instead of kept. Zero means no bound.
+	//
+	// Without it, a client sending one request to each of many hosts a
+	// wildcard rule allows leaves an idle connection per host until
+	// IdleTimeout, file descriptors that every other client needs. The
+	// newcomer is closed rather than the oldest idle connection evicted,
+	// so that such a client cannot empty the pool of everyone else.
+	MaxIdle int
 	// IdleTimeout closes a connection idle this long: a pooled HTTP/1.1
 	// connection, or an HTTP/2 connection without streams. Zero means
 	// idle connections stay open until Close.
@@ -79,6 +89,9 @@ type Transport struct {
 	h2conns map[poolKey][]*h2conn    // guarded by mu; shared HTTP/2 connections
 	dialing map[poolKey]*pendingDial // guarded by mu; https dials under way
 	closed  bool                     // guarded by mu
+	// nidle counts the idle connections: those in idle, and those in
+	// h2conns without streams. Guarded by mu.
+	nidle int
 }
 
 // poolKey says which requests a connection may carry. The vetted address
@@ -277,6 +290,7 @@ func (t *Transport) takeIdleLocked(key poolKey, addrs []netip.Addr) *pconn {
 			continue
 		}
 		t.setIdleLocked(key, slices.Delete(list, i, i+1))
+		t.nidle--
 		if pc.timer != nil {
 			pc.timer.Stop()
 		}
@@ -366,7 +380,7 @@ func traceGotConn(ctx context.Context, conn net.Conn, reused bool) {
 // is full or the transport is closed.
 func (t *Transport) putIdle(pc *pconn) {
 	t.mu.Lock()
-	if t.closed || len(t.idle[pc.key]) >= t.PoolCapacity {
+	if t.closed || len(t.idle[pc.key]) >= t.PoolCapacity || t.idleFullLocked() {
 		t.mu.Unlock()
 		pc.conn.Close()
 		return
@@ -376,6 +390,7 @@ func (t *Transport) putIdle(pc *pconn) {
 		t.idle = map[poolKey][]*pconn{}
 	}
 	t.idle[pc.key] = append(t.idle[pc.key], pc)
+	t.nidle++
 	if t.IdleTimeout <= 0 {
 		return
 	}
@@ -393,11 +408,17 @@ func (t *Transport) expire(pc *pconn) {
 	i := slices.Index(list, pc)
 	if i >= 0 {
 		t.setIdleLocked(pc.key, slices.Delete(list, i, i+1))
+		t.nidle--
 	}
 	t.mu.Unlock()
 	if i >= 0 {
 		pc.conn.Close()
 	}
+}
+
+// idleFullLocked reports whether MaxIdle idle connections are kept.
+func (t *Transport) idleFullLocked() bool {
+	return t.MaxIdle > 0 && t.nidle >= t.MaxIdle
 }
 
 // IdleConns returns how many idle HTTP/1.1 connections the pool holds.
@@ -440,6 +461,7 @@ func (t *Transport) Close() {
 		}
 		delete(t.h2conns, k)
 	}
+	t.nidle = 0
 	t.mu.Unlock()
 	for _, pc := range idle {
 		pc.conn.Close()

@@ -112,6 +112,7 @@ func (t *Transport) reserveH2Locked(key poolKey, addrs []netip.Addr) (hc *h2conn
 			list = append(list[:i], list[i+1:]...)
 			c.pooled = false
 			c.idleGen++
+			t.nidle--
 			dead = append(dead, c)
 			continue
 		}
@@ -128,6 +129,9 @@ func (t *Transport) reserveH2Locked(key poolKey, addrs []netip.Addr) (hc *h2conn
 	}
 	if hc == nil {
 		return nil, false, dead
+	}
+	if hc.active == 0 {
+		t.nidle--
 	}
 	hc.active++
 	hc.idleGen++
@@ -155,7 +159,8 @@ func (t *Transport) streamDone(hc *h2conn) {
 		t.mu.Unlock()
 		return
 	}
-	if hc.pooled && hc.cc.CanTakeNewRequest() {
+	if hc.pooled && hc.cc.CanTakeNewRequest() && !t.idleFullLocked() {
+		t.nidle++
 		if d := t.IdleTimeout; d > 0 {
 			hc.idleGen++
 			gen := hc.idleGen
@@ -177,6 +182,7 @@ func (t *Transport) expireH2(hc *h2conn, gen uint64) {
 		t.mu.Unlock()
 		return
 	}
+	t.nidle--
 	t.removeH2Locked(hc)
 	t.mu.Unlock()
 	hc.cc.Close()

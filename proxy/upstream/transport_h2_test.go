@@ -297,6 +297,10 @@ func TestTransportH2DeadConn(t *testing.T) {
 	if !ex.conn.Reused || ex.conn.Conn != b.conn {
 		t.Error("key B: want its connection reused after the other died")
 	}
+	// Both keys' connections are idle now; the dead one is not counted.
+	if n := idleCount(t, tr); n != 2 {
+		t.Errorf("%d idle connections, want 2", n)
+	}
 }
 
 // TestTransportH2Close checks Close: an idle h2 connection closes at
@@ -330,6 +334,7 @@ func TestTransportH2Close(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d h2 keys after Close, want none", n)
 	}
+	idleCount(t, tr)
 }
 
 // pipeOrigin is an h2 origin over net.Pipe, for synctest bubbles: each

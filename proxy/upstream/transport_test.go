@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -425,6 +426,79 @@ func TestTransportIdleTimeout(t *testing.T) {
 			if n != 0 || m != 0 {
 				t.Errorf("after the idle timeout: %d idle keys, %d h2 keys; want none", n, m)
 			}
+			idleCount(t, tr)
 		})
 	}
+}
+
+// idleCount counts the idle connections as MaxIdle does, by looking, and
+// checks the running count against it.
+func idleCount(t testing.TB, tr *Transport) int {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, l := range tr.idle {
+		n += len(l)
+	}
+	for _, l := range tr.h2conns {
+		for _, hc := range l {
+			if hc.active == 0 {
+				n++
+			}
+		}
+	}
+	if n != tr.nidle {
+		t.Errorf("nidle = %d, but %d connections are idle", tr.nidle, n)
+	}
+	return n
+}
+
+// TestTransportMaxIdle: past MaxIdle idle connections over all keys, a
+// connection that falls idle is closed; those already kept stay, and a
+// kept one taken out and given back is kept again.
+func TestTransportMaxIdle(t *testing.T) {
+	t.Run("http", func(t *testing.T) {
+		o := startOrigin(t, plainOrigin, func(w http.ResponseWriter, r *http.Request) {})
+		tr := newTestTransport(t, nil, nil)
+		tr.MaxIdle = 3
+		loopback := netip.MustParseAddr("127.0.0.1")
+		for i := range 5 {
+			get(t, tr, o.target(fmt.Sprintf("h%d.test", i), loopback), "/")
+		}
+		if n := idleCount(t, tr); n != 3 {
+			t.Errorf("%d idle connections for 5 hosts, want MaxIdle = 3", n)
+		}
+		waitFor(t, "two connections to close", func() bool { return o.closedConns.Load() == 2 })
+		if ex := get(t, tr, o.target("h0.test", loopback), "/"); !ex.conn.Reused {
+			t.Errorf("the first host's kept connection was not reused")
+		}
+		if n := idleCount(t, tr); n != 3 {
+			t.Errorf("%d idle connections after a reuse, want 3", n)
+		}
+		if ex := get(t, tr, o.target("h4.test", loopback), "/"); ex.conn.Reused {
+			t.Errorf("a host whose connection was closed reused one")
+		}
+		if n := idleCount(t, tr); n != 3 {
+			t.Errorf("%d idle connections, want 3", n)
+		}
+	})
+	t.Run("http2", func(t *testing.T) {
+		o := startOrigin(t, h2Origin, func(w http.ResponseWriter, r *http.Request) {})
+		tr := newTestTransport(t, o.roots(), nil)
+		tr.MaxIdle = 1
+		loopback := netip.MustParseAddr("127.0.0.1")
+		get(t, tr, o.target("127.0.0.1"), "/")
+		get(t, tr, o.target("example.com", loopback), "/")
+		if n := idleCount(t, tr); n != 1 {
+			t.Errorf("%d idle connections, want MaxIdle = 1", n)
+		}
+		waitFor(t, "the second connection to close", func() bool { return o.closedConns.Load() == 1 })
+		if ex := get(t, tr, o.target("127.0.0.1"), "/"); !ex.conn.Reused {
+			t.Errorf("the kept h2 connection was not reused")
+		}
+		if n := idleCount(t, tr); n != 1 {
+			t.Errorf("%d idle connections after a reuse, want 1", n)
+		}
+	})
 }

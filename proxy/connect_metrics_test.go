@@ -1,0 +1,130 @@
+//go:build linux
+
+package proxy
+
+import (
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stalledListener returns a loopback port whose accept queue is full, so
+// that a further connect(2) waits for the SYN to be answered: the proxy's
+// dial to it hangs until upstream_connect_timeout.
+func stalledListener(tb testing.TB) (port string) {
+	tb.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		tb.Fatal(err)
+	}
+	// A backlog of 0 queues one connection; the SYN of the next is dropped.
+	if err := syscall.Listen(fd, 0); err != nil {
+		tb.Fatal(err)
+	}
+	// FileListener works on a duplicate; f owns fd and closes it.
+	f := os.NewFile(uintptr(fd), "stalled")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	for range 2 {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 200*time.Millisecond)
+		if err != nil {
+			break // the queue is already full
+		}
+		tb.Cleanup(func() { c.Close() })
+	}
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// TestConnectMetrics: a CONNECT counts as a request in flight until it is
+// answered, then as an open tunnel; failures on the way to the upstream
+// count as upstream errors by kind, and refusals that are not upstream
+// errors do not.
+func TestConnectMetrics(t *testing.T) {
+	env := newConnectEnv(t, "upstream_connect_timeout = 1\n")
+	metric := func(name string) string {
+		var text strings.Builder
+		env.p.metrics.WriteText(&text)
+		for _, line := range strings.Split(text.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
+			}
+		}
+		return "absent"
+	}
+	waitMetric := func(name, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); metric(name) != want && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := metric(name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+	const (
+		inflight = `exfilguard_inflight_requests{mode="tunnel"}`
+		tunnels  = `exfilguard_open_tunnels{mode="tunnel"}`
+	)
+
+	// Unanswered: the dial hangs until upstream_connect_timeout.
+	answered := make(chan int, 1)
+	go func() {
+		_, _, resp := env.connect(t, "tunnel.test:"+stalledListener(t))
+		answered <- resp.StatusCode
+	}()
+	waitMetric(inflight, "1")
+	if status := <-answered; status != 504 {
+		t.Errorf("CONNECT to a stalled port: %d, want 504", status)
+	}
+	waitMetric(inflight, "0")
+	waitMetric(`exfilguard_upstream_errors_total{kind="upstream_timeout"}`, "1")
+
+	// Answered with 200: an open tunnel, no longer a request in flight.
+	c, _, resp := env.connect(t, "tunnel.test:"+env.echoPort())
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	waitMetric(tunnels, "1")
+	waitMetric(inflight, "0")
+	c.Close()
+	waitMetric(tunnels, "0")
+
+	// Refused on the way to the upstream: counted by kind.
+	if _, _, resp := env.connect(t, "noprivate.test:"+env.echoPort()); resp.StatusCode != 403 {
+		t.Errorf("private target: %d", resp.StatusCode)
+	}
+	waitMetric(`exfilguard_upstream_errors_total{kind="private_address"}`, "1")
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, closedPort, _ := net.SplitHostPort(closed.Addr().String())
+	closed.Close()
+	if _, _, resp := env.connect(t, "tunnel.test:"+closedPort); resp.StatusCode != 502 {
+		t.Errorf("closed port: %d", resp.StatusCode)
+	}
+	waitMetric(`exfilguard_upstream_errors_total{kind="connect_failed"}`, "1")
+
+	// Not upstream errors: a policy denial and a malformed target.
+	env.connect(t, "blocked.example:443")
+	env.connect(t, "tunnel.test")
+	waitMetric(inflight, "0")
+	var text strings.Builder
+	env.p.metrics.WriteText(&text)
+	var total int
+	for _, line := range strings.Split(text.String(), "\n") {
+		if strings.HasPrefix(line, "exfilguard_upstream_errors_total{") && !strings.HasSuffix(line, " 0") {
+			total++
+		}
+	}
+	if total != 3 {
+		t.Errorf("%d upstream error kinds counted, want 3 (upstream_timeout, private_address, connect_failed):\n%s", total, text.String())
+	}
+}
