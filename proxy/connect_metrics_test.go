@@ -3,7 +3,10 @@
 package proxy
 
 import (
+	"bufio"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -35,9 +38,14 @@ func stalledListener(tb testing.TB) (port string) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ln.Close() })
-	for range 2 {
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), 200*time.Millisecond)
+	// The first connection fills the queue; the second, if the kernel
+	// queues one more, must not wait long to find out.
+	for i, timeout := range []time.Duration{5 * time.Second, 200 * time.Millisecond} {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), timeout)
 		if err != nil {
+			if i == 0 {
+				tb.Fatalf("filling the accept queue: %v", err)
+			}
 			break // the queue is already full
 		}
 		tb.Cleanup(func() { c.Close() })
@@ -77,9 +85,17 @@ func TestConnectMetrics(t *testing.T) {
 	)
 
 	// Unanswered: the dial hangs until upstream_connect_timeout.
+	stalled := stalledListener(t)
+	c := env.p.dial(t)
+	fmt.Fprintf(c, "CONNECT tunnel.test:%s HTTP/1.1\r\nHost: tunnel.test\r\n\r\n", stalled)
 	answered := make(chan int, 1)
 	go func() {
-		_, _, resp := env.connect(t, "tunnel.test:"+stalledListener(t))
+		// No t.Fatal off the test goroutine: a failure is status 0.
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
+		if err != nil {
+			answered <- 0
+			return
+		}
 		answered <- resp.StatusCode
 	}()
 	waitMetric(inflight, "1")

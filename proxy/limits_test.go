@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -112,11 +113,13 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	p := startProxy(t, "max_connections_per_ip = 2\n", nil)
 	a1, _ := p.dialFrom(t, 2), p.dialFrom(t, 2)
 	p.waitOpen(t, 2)
+	refusing := time.Now()
 	for range 3 {
 		if c := p.dialFrom(t, 2); !refused(c) {
 			t.Errorf("third connection from 127.0.0.2 was not refused")
 		}
 	}
+	refusedWithin := time.Since(refusing)
 	other := p.dialFrom(t, 3)
 	if s := served(other, up.port()); s != 200 {
 		t.Errorf("127.0.0.3 while 127.0.0.2 is at its limit: status %d, want 200", s)
@@ -130,9 +133,27 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	if got := p.refusals(t); !strings.Contains(got, `exfilguard_connections_refused_total{limit="max_connections_per_ip"} 3`) {
 		t.Errorf("metrics:\n%s", got)
 	}
-	// Three refusals within a second: one warning.
-	if n := strings.Count(p.logs.String(), "connection refused"); n != 1 {
-		t.Errorf("%d refusal warnings, want 1 (at most one a second)", n)
+	// At most one warning a second; each says how many refusals since
+	// the previous one went unlogged.
+	warnings, accounted := 0, 0
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		if !strings.Contains(line, "connection refused: limit reached") {
+			continue
+		}
+		var rec struct {
+			Unlogged int `json:"refused_unlogged"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("warning %q: %v", line, err)
+		}
+		warnings++
+		accounted += 1 + rec.Unlogged
+	}
+	switch {
+	case refusedWithin < refusalLogEvery && warnings != 1:
+		t.Errorf("%d refusal warnings for 3 refusals within %v, want 1", warnings, refusedWithin)
+	case warnings < 1 || accounted > 3:
+		t.Errorf("%d refusal warnings accounting for %d refusals, for 3 refusals:\n%s", warnings, accounted, p.logs.String())
 	}
 }
 

@@ -190,6 +190,18 @@ func (s *Server) newConn(nc net.Conn) (c *conn, refused bool) {
 	return c, false
 }
 
+// goAwayH2 sends every bumped HTTP/2 session a GOAWAY (RFC 9113 §6.8)
+// through the hook http2.ConfigureServer registered on h2Base (which has
+// no listener and tracks no connection of its own). Shutdown calls it on
+// every tick: a session whose TLS handshake was under way when Shutdown
+// began registers later, and a session is told once however often this
+// runs.
+func (s *Server) goAwayH2(ctx context.Context) {
+	if s.h2Base != nil {
+		s.h2Base.Shutdown(ctx)
+	}
+}
+
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -204,11 +216,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.inShutdown.Store(true)
 	s.closeListeners()
-	if s.h2Base != nil {
-		// Only runs the GOAWAY hook http2.ConfigureServer registered:
-		// h2Base has no listener and tracks no connection of its own.
-		s.h2Base.Shutdown(ctx)
-	}
 	done := make(chan struct{})
 	go func() {
 		s.connWG.Wait()
@@ -218,6 +225,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer ticker.Stop()
 	for {
 		s.closeIdle()
+		s.goAwayH2(ctx)
 		select {
 		case <-done:
 			s.cancelBase()

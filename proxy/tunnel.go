@@ -52,9 +52,13 @@ func (t *tunnelConns) idleFor() time.Duration {
 	idle := time.Since(time.Unix(0, t.last.Load()))
 	if t.spliced {
 		for _, c := range [...]net.Conn{t.client, t.upstream} {
-			if d, ok := sinceLastData(c.(*net.TCPConn)); ok {
-				idle = min(idle, d)
+			d, ok := sinceLastData(c.(*net.TCPConn))
+			if !ok {
+				// The socket is closed: the tunnel is ending on its own,
+				// and must not be recorded as idle.
+				return 0
 			}
+			idle = min(idle, d)
 		}
 	}
 	return idle

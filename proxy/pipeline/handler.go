@@ -336,11 +336,14 @@ func (ex *exchange) forward() {
 	if err := ex.relayBody(resp.Body); err != nil {
 		// SPEC §5: once a head is relayed, a failure closes the
 		// connection; no bytes are appended.
+		// ctx ends by request_total_timeout (a deadline) or by being
+		// cancelled: the client reset its HTTP/2 stream or went away, or
+		// Shutdown closed its connection. Only the first is a timeout.
 		var cw clientWriteError
 		switch {
-		case ctx.Err() != nil:
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			ex.reason = ReasonRequestTimeout
-		case errors.As(err, &cw):
+		case ctx.Err() != nil || errors.As(err, &cw):
 			ex.reason = ReasonClientGone
 		default:
 			ex.reason = ReasonResponseTruncated
@@ -428,8 +431,11 @@ func (ex *exchange) upstreamError(ctx context.Context, err error) {
 		if se.Status() == http.StatusForbidden {
 			ex.action = "DENY"
 		}
-	case ctx.Err() == context.DeadlineExceeded:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		ex.fail(http.StatusGatewayTimeout, "", BodyTimedOut, ReasonRequestTimeout, err.Error())
+	case ctx.Err() != nil:
+		// Cancelled, not timed out: the client went away (see forward).
+		ex.fail(http.StatusBadGateway, "", BodyUpstreamFailed, ReasonClientGone, err.Error())
 	case errors.As(err, &ne) && ne.Timeout():
 		ex.fail(http.StatusGatewayTimeout, "", BodyTimedOut, ReasonUpstreamTimeout, err.Error())
 	default:

@@ -19,6 +19,7 @@ import (
 
 	"exfilguard/conf"
 	"exfilguard/policy"
+	"exfilguard/proxy/metrics"
 )
 
 // recordingUpstream is an httptest server that records what reached it.
@@ -363,5 +364,60 @@ func TestPipelineClientGone(t *testing.T) {
 	rec := hs.lastRecord(t)
 	if rec["reason"] != ReasonClientGone || !strings.Contains(rec["error"].(string), "broken pipe") {
 		t.Errorf("record %v, want reason %s", rec, ReasonClientGone)
+	}
+}
+
+// cancellingWriter is a client that cancels its request after the first
+// bytes of the body, as an HTTP/2 stream reset does: the request's
+// context is cancelled.
+type cancellingWriter struct {
+	*httptest.ResponseRecorder
+	cancel context.CancelFunc
+}
+
+func (c cancellingWriter) Write(p []byte) (int, error) {
+	c.cancel()
+	return c.ResponseRecorder.Write(p)
+}
+
+// TestPipelineClientCancel: a request whose context is cancelled (an
+// HTTP/2 stream reset) while its response streams is client_gone, not a
+// request_timeout, and is no upstream error.
+func TestPipelineClientCancel(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	hs := newHarness(t)
+	hs.rec = newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first bytes")
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	hs.up.addr = hs.rec.Listener.Addr().String()
+	hs.h.Metrics = metrics.New(metrics.Options{OmitProcess: true})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := httptest.NewRequest("GET", "http://example.com/ok/x", http.NoBody)
+	r.RequestURI = "/ok/x"
+	info := &ConnInfo{Peer: netip.MustParseAddrPort("10.1.1.1:5000"), SessionID: "s1", FrontEnd: Plain}
+	r = r.WithContext(NewContext(ctx, info))
+	func() {
+		defer func() {
+			if v := recover(); v != nil && v != http.ErrAbortHandler {
+				panic(v)
+			}
+		}()
+		hs.h.ServeHTTP(cancellingWriter{httptest.NewRecorder(), cancel}, r)
+	}()
+	rec := hs.lastRecord(t)
+	if rec["reason"] != ReasonClientGone {
+		t.Errorf("record %v, want reason %s", rec, ReasonClientGone)
+	}
+	var text strings.Builder
+	hs.h.Metrics.WriteText(&text)
+	for _, line := range strings.Split(text.String(), "\n") {
+		if strings.HasPrefix(line, "exfilguard_upstream_errors_total{") && !strings.HasSuffix(line, " 0") {
+			t.Errorf("a client's cancel counted as an upstream error: %s", line)
+		}
 	}
 }
