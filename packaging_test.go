@@ -384,9 +384,18 @@ func TestDebMaintainerScripts(t *testing.T) {
 		}
 	})
 	t.Run("postinst configure, upgrade", func(t *testing.T) {
+		// An administrator's own mode is kept on upgrade.
+		own := filepath.Join(etc, "clients.d/10-app.toml")
+		if err := os.Chmod(own, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		calls, err := run(t, true, "postinst", "configure", "1.2.2")
 		if err != nil {
 			t.Fatal(err)
+		}
+		mode(t, "etc/exfilguard/clients.d/10-app.toml", 0o600)
+		if slices.ContainsFunc(calls, func(c string) bool { return strings.Contains(c, "/etc/exfilguard") }) {
+			t.Errorf("an upgrade changed the configuration's ownership: %q", calls)
 		}
 		if slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "adduser") }) {
 			t.Errorf("adduser ran although the user exists: %q", calls)
@@ -434,7 +443,7 @@ func TestDebMaintainerScripts(t *testing.T) {
 				t.Errorf("%s survived the purge", gone)
 			}
 		}
-		mode(t, "etc/exfilguard/clients.d/10-app.toml", 0o640) // the administrator's file stays
+		mode(t, "etc/exfilguard/clients.d/10-app.toml", 0o600) // the administrator's file stays, as the upgrade left it
 	})
 	t.Run("without systemd", func(t *testing.T) {
 		os.RemoveAll(filepath.Join(root, "run/systemd"))
