@@ -505,18 +505,9 @@ func TestTLSHandshakeFailureMetrics(t *testing.T) {
 		t.Fatal("handshake succeeded without trusting the CA")
 	}
 	c.Close()
-	var text strings.Builder
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		text.Reset()
-		env.p.metrics.WriteText(&text)
-		if strings.Contains(text.String(), `exfilguard_tls_handshake_failures_total{side="client"} 1`) {
-			break
-		}
-	}
-	for _, want := range []string{`exfilguard_tls_handshake_failures_total{side="client"} 1`, `exfilguard_tls_handshake_failures_total{side="upstream"} 1`} {
-		if !strings.Contains(text.String(), want) {
-			t.Errorf("metrics lack %s", want)
-		}
+	env.p.waitMetric(t, `exfilguard_tls_handshake_failures_total{side="client"}`, "1")
+	if got := env.p.metric(t, `exfilguard_tls_handshake_failures_total{side="upstream"}`); got != "1" {
+		t.Errorf(`exfilguard_tls_handshake_failures_total{side="upstream"} = %s, want 1`, got)
 	}
 }
 

@@ -106,6 +106,35 @@ type testProxy struct {
 	metrics *metrics.Set
 }
 
+// metric returns the value of one series of the proxy's metrics as
+// written, such as metric(`exfilguard_open_tunnels{mode="tunnel"}`), or
+// "absent" when no such series is written.
+func (p *testProxy) metric(tb testing.TB, series string) string {
+	tb.Helper()
+	var text strings.Builder
+	if err := p.metrics.WriteText(&text); err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(text.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return "absent"
+}
+
+// waitMetric waits up to 5 s for a series to read want, and fails tb if
+// it does not.
+func (p *testProxy) waitMetric(tb testing.TB, series, want string) {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); p.metric(tb, series) != want && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := p.metric(tb, series); got != want {
+		tb.Errorf("%s = %s, want %s", series, got, want)
+	}
+}
+
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -61,22 +61,6 @@ func served(c net.Conn, upPort string) int {
 	return resp.StatusCode
 }
 
-// refusals returns the refusal counters from the proxy's metrics.
-func (p *testProxy) refusals(tb testing.TB) string {
-	tb.Helper()
-	var b strings.Builder
-	if err := p.metrics.WriteText(&b); err != nil {
-		tb.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(b.String(), "\n") {
-		if strings.HasPrefix(line, "exfilguard_connections_refused_total{") || strings.HasPrefix(line, "exfilguard_open_connections ") {
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // TestMaxConnections: past max_connections a new connection is closed
 // unread and counted; once one closes, new ones are served again.
 func TestMaxConnections(t *testing.T) {
@@ -95,11 +79,14 @@ func TestMaxConnections(t *testing.T) {
 	if s := served(p.dial(t), up.port()); s != 200 {
 		t.Errorf("after one closed: status %d, want 200", s)
 	}
-	want := "exfilguard_connections_refused_total{limit=\"max_connections\"} 1\n" +
-		"exfilguard_connections_refused_total{limit=\"max_connections_per_ip\"} 0\n" +
-		"exfilguard_open_connections 3" // two held, one served and kept alive
-	if got := p.refusals(t); got != want {
-		t.Errorf("metrics:\n%s\nwant:\n%s", got, want)
+	for series, want := range map[string]string{
+		`exfilguard_connections_refused_total{limit="max_connections"}`:        "1",
+		`exfilguard_connections_refused_total{limit="max_connections_per_ip"}`: "0",
+		`exfilguard_open_connections`:                                          "3", // two held, one served and kept alive
+	} {
+		if got := p.metric(t, series); got != want {
+			t.Errorf("%s = %s, want %s", series, got, want)
+		}
 	}
 	if !strings.Contains(p.logs.String(), `"msg":"connection refused: limit reached","limit":"max_connections","max":3`) {
 		t.Errorf("refusal not logged:\n%s", p.logs.String())
@@ -130,8 +117,8 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	if s := served(p.dialFrom(t, 2), up.port()); s != 200 {
 		t.Errorf("127.0.0.2 after one of its connections closed: status %d, want 200", s)
 	}
-	if got := p.refusals(t); !strings.Contains(got, `exfilguard_connections_refused_total{limit="max_connections_per_ip"} 3`) {
-		t.Errorf("metrics:\n%s", got)
+	if got := p.metric(t, `exfilguard_connections_refused_total{limit="max_connections_per_ip"}`); got != "3" {
+		t.Errorf(`exfilguard_connections_refused_total{limit="max_connections_per_ip"} = %s, want 3`, got)
 	}
 	// At most one warning a second; each says how many refusals since
 	// the previous one went unlogged.

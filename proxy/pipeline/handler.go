@@ -336,14 +336,10 @@ func (ex *exchange) forward() {
 	if err := ex.relayBody(resp.Body); err != nil {
 		// SPEC §5: once a head is relayed, a failure closes the
 		// connection; no bytes are appended.
-		// ctx ends by request_total_timeout (a deadline) or by being
-		// cancelled: the client reset its HTTP/2 stream or went away, or
-		// Shutdown closed its connection. Only the first is a timeout.
 		var cw clientWriteError
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			ex.reason = ReasonRequestTimeout
-		case ctx.Err() != nil || errors.As(err, &cw):
+		switch ex.reason = contextReason(ctx); {
+		case ex.reason != "":
+		case errors.As(err, &cw):
 			ex.reason = ReasonClientGone
 		default:
 			ex.reason = ReasonResponseTruncated
@@ -397,6 +393,20 @@ func (ex *exchange) relayBody(body io.Reader) error {
 	}
 }
 
+// contextReason says why an exchange's context ended, "" while it has
+// not: request_total_timeout is its only deadline, so a deadline is a
+// request_timeout; a cancel means the client reset its HTTP/2 stream or
+// went away, or Shutdown closed its connection, and is client_gone.
+func contextReason(ctx context.Context) string {
+	switch err := ctx.Err(); {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonRequestTimeout
+	}
+	return ReasonClientGone
+}
+
 // clientWriteError is a response body relay that failed on the client's
 // side: the client went away, not the upstream.
 type clientWriteError struct{ err error }
@@ -431,10 +441,9 @@ func (ex *exchange) upstreamError(ctx context.Context, err error) {
 		if se.Status() == http.StatusForbidden {
 			ex.action = "DENY"
 		}
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case contextReason(ctx) == ReasonRequestTimeout:
 		ex.fail(http.StatusGatewayTimeout, "", BodyTimedOut, ReasonRequestTimeout, err.Error())
-	case ctx.Err() != nil:
-		// Cancelled, not timed out: the client went away (see forward).
+	case contextReason(ctx) == ReasonClientGone:
 		ex.fail(http.StatusBadGateway, "", BodyUpstreamFailed, ReasonClientGone, err.Error())
 	case errors.As(err, &ne) && ne.Timeout():
 		ex.fail(http.StatusGatewayTimeout, "", BodyTimedOut, ReasonUpstreamTimeout, err.Error())
