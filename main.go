@@ -30,12 +30,10 @@ import (
 	"syscall"
 	"time"
 
-	"exfilguard/ca"
 	"exfilguard/conf"
 	"exfilguard/policy"
 	"exfilguard/proxy"
 	"exfilguard/proxy/metrics"
-	"exfilguard/proxy/upstream"
 )
 
 // version is stamped by the Makefile (-ldflags "-X main.version=...").
@@ -340,30 +338,32 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// flatten lists the errors inside err, however deeply errors.Join nested
+// them.
+func flatten(err error) []error {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var errs []error
+	for _, e := range joined.Unwrap() {
+		errs = append(errs, flatten(e)...)
+	}
+	return errs
+}
+
 // checkFiles reads the files the settings name the way startup does,
 // without writing anything, so that `check` (and the packaged unit's
-// reload, which runs it first) catches what would stop the proxy: the CA
-// material, the upstream CA bundle, the hosts file and the metrics TLS
-// pair.
+// reload, which runs it first) catches what would stop the proxy: those
+// proxy.New reads, and the metrics TLS pair.
 func checkFiles(s *conf.Settings) error {
-	var errs []error
-	if err := ca.Check(s.CADir); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := upstream.RootPool(s.UpstreamCAFile); err != nil {
-		errs = append(errs, err)
-	}
-	if s.HostsFile != "" {
-		if _, err := upstream.ReadHosts(s.HostsFile); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	err := proxy.CheckFiles(s)
 	if s.MetricsTLSCert != "" {
-		if _, err := tls.LoadX509KeyPair(s.MetricsTLSCert, s.MetricsTLSKey); err != nil {
-			errs = append(errs, fmt.Errorf("metrics TLS: %w", err))
+		if _, terr := tls.LoadX509KeyPair(s.MetricsTLSCert, s.MetricsTLSKey); terr != nil {
+			err = errors.Join(err, fmt.Errorf("metrics TLS: %w", terr))
 		}
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 func runExplain(args []string, stdout, stderr io.Writer) int {
@@ -441,14 +441,8 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 // message, configuration problems followed by the offending line and a
 // caret, and returns how many there were.
 func printProblems(w io.Writer, err error) int {
-	var errs []error
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = joined.Unwrap()
-	} else {
-		errs = []error{err}
-	}
 	n := 0
-	for _, err := range errs {
+	for _, err := range flatten(err) {
 		var list conf.ErrorList
 		var one *conf.Error
 		if !errors.As(err, &list) && !errors.As(err, &one) {

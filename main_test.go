@@ -148,6 +148,16 @@ func TestCheckFiles(t *testing.T) {
 	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("check changed the CA material: %v %v", fi.Mode(), err)
 	}
+
+	// The metrics TLS pair is read too, and counted as a problem of its own.
+	env = append(env, "EXFILGUARD__METRICS_LISTEN=127.0.0.1:0",
+		"EXFILGUARD__METRICS_TLS_CERT="+notPEM, "EXFILGUARD__METRICS_TLS_KEY="+notPEM)
+	stdout, _, code = exfilguard(t, env, "check", "--config", config, "--ca-dir", caDir)
+	want += "metrics TLS: tls: failed to find any PEM data in certificate input\n"
+	want = strings.Replace(want, "2 problems found\n", "", 1) + "3 problems found\n"
+	if code != 1 || stdout != want {
+		t.Errorf("check = %d\n%s\nwant 1\n%s", code, stdout, want)
+	}
 }
 
 // TestCheckBrokenFull breaks a copy of examples/full in three files and

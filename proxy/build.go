@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/net/http2"
@@ -107,6 +108,27 @@ func New(s *conf.Settings, policies *atomic.Pointer[policy.Ruleset], log *slog.L
 		m.SetOpenConnections(srv.openConns)
 	}
 	return srv, nil
+}
+
+// CheckFiles reads the files New reads (the CA material, the upstream CA
+// bundle and the hosts file) as New would, without writing anything, and
+// returns every problem: `exfilguard check` runs it so that what would
+// stop New stops check first. A missing or empty ca_dir passes, since New
+// generates the CA there.
+func CheckFiles(s *conf.Settings) error {
+	var errs []error
+	if err := ca.Check(s.CADir); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := upstream.RootPool(s.UpstreamCAFile); err != nil {
+		errs = append(errs, err)
+	}
+	if s.HostsFile != "" {
+		if _, err := upstream.ReadHosts(s.HostsFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // maxIdleUpstream bounds the idle upstream connections kept over all
